@@ -1,0 +1,159 @@
+"""Command-line tools: `flask --app app seed` and friends."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from app.crud import CrudService
+from app.db import db
+from app.resources import MOVIES, RATINGS
+
+
+def _services() -> tuple[CrudService, CrudService]:
+    """Return the movie and rating services bound to the app's session."""
+    return CrudService(MOVIES, db.session), CrudService(RATINGS, db.session)
+
+
+def demo_movies() -> list[dict[str, Any]]:
+    """Read the demo catalogue (real films) from app/data/demo_movies.csv."""
+    text = resources.files("app.data").joinpath("demo_movies.csv").read_text("utf-8")
+    rows = []
+    for record in csv.DictReader(text.splitlines()):
+        rating = record["rating"].strip()
+        rows.append(
+            {
+                "name": record["name"],
+                "director": record["director"],
+                "rating": float(rating) if rating else None,
+            }
+        )
+    return rows
+
+
+def demo_authors() -> list[str]:
+    """Read the sample reviewer names."""
+    text = resources.files("app.data").joinpath("demo_authors.txt").read_text("utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def load_demo(rng: random.Random) -> tuple[int, int]:
+    """Insert the demo films and a few hundred sample ratings; return the counts."""
+    movies_svc, ratings_svc = _services()
+    movies = demo_movies()
+    n_movies = movies_svc.bulk_insert(movies)
+    authors = demo_authors()
+    stored = db.session.execute(
+        db.select(MOVIES.model.id, MOVIES.model.name, MOVIES.model.rating)
+    ).all()
+    ratings = []
+    for movie_id, name, score in stored:
+        # Sample reviews cluster around the film's own score, as real ones do.
+        centre = score if score is not None else 6.5
+        for author in rng.sample(authors, rng.randint(0, 4)):
+            value = round(rng.gauss(centre, 1.3))
+            ratings.append(
+                {
+                    "rating": min(10, max(1, value)),
+                    "author": author,
+                    "movie_id": movie_id,
+                    "movie_name": name,
+                }
+            )
+    n_ratings = ratings_svc.bulk_insert(ratings)
+    return n_movies, n_ratings
+
+
+def synthetic_words() -> dict[str, list[str]]:
+    """Read the word lists synthetic names are built from."""
+    text = resources.files("app.data").joinpath("synthetic_words.json").read_text()
+    return json.loads(text)
+
+
+def synthetic_movies(rng: random.Random, n: int) -> Iterator[dict[str, Any]]:
+    """Yield n synthetic movies with awkward names (commas, quotes, =, +, accents)."""
+    w = synthetic_words()
+    for i in range(n):
+        name = f"The {rng.choice(w['adjectives'])} {rng.choice(w['nouns'])}"
+        style = i % 20
+        if style == 1:
+            name += f", Part {rng.randint(2, 9)}"
+        elif style == 2:
+            name = f'"{name}" in {rng.choice(w["places"])}'
+        elif style == 3:
+            name = "=" + name.replace(" ", "")
+        elif style == 4:
+            name = f"+{rng.randint(1, 99)} {name}"
+        elif style == 5:
+            name = f"{name}: {rng.choice(w['places'])}"
+        director = f"{rng.choice(w['first'])} {rng.choice(w['last'])}"
+        rating = round(rng.uniform(1, 10), 1) if i % 10 else None
+        yield {"name": f"{name} #{i + 1}", "director": director, "rating": rating}
+
+
+def synthetic_ratings(
+    rng: random.Random, n: int, movie_ids: list[int], names: dict[int, str]
+) -> Iterator[dict[str, Any]]:
+    """Yield n synthetic ratings spread over the given movies."""
+    w = synthetic_words()
+    authors = [f"{first} {last}" for first in w["first"] for last in w["last"]]
+    for _ in range(n):
+        movie_id = rng.choice(movie_ids)
+        yield {
+            "rating": rng.randint(1, 10),
+            "author": rng.choice(authors),
+            "movie_id": movie_id,
+            "movie_name": names[movie_id],
+        }
+
+
+def load_synthetic(
+    rng: random.Random, n_movies: int, n_ratings: int
+) -> tuple[int, int]:
+    """Bulk-load synthetic movies and ratings; return the counts."""
+    movies_svc, ratings_svc = _services()
+    n_m = movies_svc.bulk_insert(synthetic_movies(rng, n_movies))
+    pairs = db.session.execute(db.select(MOVIES.model.id, MOVIES.model.name)).all()
+    names = dict(pairs)
+    ids = list(names)
+    n_r = 0
+    if ids and n_ratings:
+        n_r = ratings_svc.bulk_insert(synthetic_ratings(rng, n_ratings, ids, names))
+    return n_m, n_r
+
+
+@click.command("seed")
+@with_appcontext
+@click.option("--synthetic", is_flag=True, help="Generate synthetic data instead.")
+@click.option("--movies", "n_movies", default=100_000, show_default=True)
+@click.option("--ratings", "n_ratings", default=1_000_000, show_default=True)
+@click.option("--random-seed", default=42, show_default=True)
+def seed_command(
+    synthetic: bool, n_movies: int, n_ratings: int, random_seed: int
+) -> None:
+    """Load demo (or synthetic) data into an empty database."""
+    movies_svc, _ = _services()
+    existing = movies_svc.count()
+    if existing:
+        click.echo(f"The database already has {existing:,} movies; not seeding.")
+        return
+    rng = random.Random(random_seed)
+    if synthetic:
+        m, r = load_synthetic(rng, n_movies, n_ratings)
+    else:
+        m, r = load_demo(rng)
+    click.echo(f"Seeded {m:,} movies and {r:,} ratings.")
+    current_app.logger.info("seeded %s movies, %s ratings", m, r)
+
+
+def init_app(app: Flask) -> None:
+    """Register the CLI commands."""
+    app.cli.add_command(seed_command)

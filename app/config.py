@@ -1,0 +1,81 @@
+"""Configuration: safe defaults, then instance/config.py, then environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def defaults(instance_path: str) -> dict[str, Any]:
+    """Return the built-in defaults; every value is safe for a personal machine."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": "sqlite:///"
+        + str(Path(instance_path) / "reeltable.sqlite3"),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "PAGE_SIZE": DEFAULT_PAGE_SIZE,
+        "MAX_PAGE_SIZE": MAX_PAGE_SIZE,
+        # Bigger than any form we take; the CSV import raises it for its own route.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+    }
+
+
+def normalise_database_url(url: str) -> str:
+    """Point plain postgres:// URLs (as Heroku-style hosts give them) at psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def env_overrides(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
+    """Read the environment variables we honour into config keys."""
+    found: dict[str, Any] = {}
+    if environ.get("DATABASE_URL"):
+        found["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+            environ["DATABASE_URL"]
+        )
+    if environ.get("SECRET_KEY"):
+        found["SECRET_KEY"] = environ["SECRET_KEY"]
+    if environ.get("PAGE_SIZE"):
+        found["PAGE_SIZE"] = int(environ["PAGE_SIZE"])
+    return found
+
+
+def instance_secret_key(instance_path: str) -> str:
+    """Return the instance's secret key, generating and storing it on first use."""
+    path = Path(instance_path) / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_hex(32)
+        # O_EXCL so two workers starting together agree on one key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        return key
+
+
+def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Apply defaults, instance config, environment, then test config, in that order."""
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(defaults(app.instance_path))
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_mapping(env_overrides(os.environ))
+    if test_config:
+        app.config.from_mapping(test_config)
+    if app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+            app.config["SQLALCHEMY_DATABASE_URI"]
+        )
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)

@@ -1,0 +1,727 @@
+"""The generic CRUD service: one class serves every declared table.
+
+It knows SQLAlchemy and the declarations in app.resources, and nothing of Flask
+requests or HTML. It is the only place that builds filter and sort SQL and the only
+path for writes. Errors are typed so views can map them to 400/404/409/422.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.db import WRITE_INTENT
+
+# ---------------------------------------------------------------- errors
+
+
+class ServiceError(Exception):
+    """Base class for the errors the service raises on purpose."""
+
+
+class ValidationError(ServiceError):
+    """Input failed validation; carries one message per offending field."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = dict(errors)
+
+
+class NotFound(ServiceError):
+    """The row does not exist (or no longer does)."""
+
+
+class Conflict(ServiceError):
+    """The row changed since the client read it; nothing was written."""
+
+    def __init__(self, current: Any, message: str = "") -> None:
+        super().__init__(message or "This row was changed by someone else.")
+        self.current = current
+
+
+class QueryError(ServiceError):
+    """A list query parameter is not acceptable (unknown sort key, bad number...)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.message = message
+
+
+# ---------------------------------------------------------------- field kinds
+
+# NUL and the other C0 controls break PostgreSQL text or terminals; tab and line
+# breaks are legitimate in free text (and must survive a CSV round trip).
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Text:
+    """Free text, trimmed; required unless said otherwise."""
+
+    max_length: int
+    required: bool = True
+
+    def parse(self, label: str, raw: Any) -> str | None:
+        """Return the cleaned value or raise ValueError with a message."""
+        if raw is None:
+            raw = ""
+        if not isinstance(raw, str):
+            raise ValueError(f"{label} must be text.")
+        value = raw.strip()
+        if not value:
+            if self.required:
+                raise ValueError(f"{label} is required.")
+            return None
+        if len(value) > self.max_length:
+            raise ValueError(f"{label} must be at most {self.max_length} characters.")
+        if _FORBIDDEN_CHARS.search(value):
+            raise ValueError(f"{label} contains characters that are not allowed.")
+        return value
+
+
+@dataclass(frozen=True)
+class Integer:
+    """A whole number within [minimum, maximum]."""
+
+    minimum: int
+    maximum: int
+    required: bool = True
+
+    def parse(self, label: str, raw: Any) -> int | None:
+        """Return the number or raise ValueError with a message."""
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if self.required:
+                raise ValueError(f"{label} is required.")
+            return None
+        if isinstance(raw, bool):
+            raise ValueError(f"{label} must be a whole number.")
+        if isinstance(raw, int):
+            value = raw
+        else:
+            text = str(raw).strip()
+            if not re.fullmatch(r"[+-]?\d{1,18}", text):
+                raise ValueError(f"{label} must be a whole number.")
+            value = int(text)
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(
+                f"{label} must be between {self.minimum} and {self.maximum}."
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Number:
+    """A decimal number within [minimum, maximum] with at most `places` decimals."""
+
+    minimum: float
+    maximum: float
+    places: int = 1
+    required: bool = True
+
+    def parse(self, label: str, raw: Any) -> float | None:
+        """Return the number (as float) or raise ValueError with a message."""
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if self.required:
+                raise ValueError(f"{label} is required.")
+            return None
+        if isinstance(raw, bool):
+            raise ValueError(f"{label} must be a number.")
+        text = str(raw).strip()
+        if len(text) > 32:
+            raise ValueError(f"{label} must be a number.")
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"{label} must be a number.") from None
+        if not value.is_finite():
+            raise ValueError(f"{label} must be a number.")
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(
+                f"{label} must be between {self.minimum:g} and {self.maximum:g}."
+            )
+        if value != round(value, self.places):
+            raise ValueError(f"{label} can have at most {self.places} decimal place.")
+        result = float(round(value, self.places))
+        return result if math.isfinite(result) else None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The id of a row in another table, which must exist."""
+
+    model: type
+    label_of_target: str = "row"
+
+    required: bool = True
+
+    def parse(self, label: str, raw: Any) -> int | None:
+        """Return the id; existence is checked by the service, which has a session."""
+        return Integer(1, 2**63 - 1, self.required).parse(label, raw)
+
+
+FieldKind = Text | Integer | Number | Reference
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a declared table and what the UI and service may do with it."""
+
+    name: str
+    label: str
+    kind: FieldKind
+    editable: bool = True  # may an update change it
+    creatable: bool = True  # may a create set it
+    sortable: bool = False
+    searchable: bool = False  # part of the free-text search `q`
+    exported: bool = True
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A named query parameter that narrows a list, e.g. min_rating=7."""
+
+    param: str
+    field: str
+    op: str  # "eq", "ge", "le" or "contains"
+    label: str
+    kind: FieldKind
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A per-row count and average over a child table (e.g. a movie's ratings)."""
+
+    name: str
+    child: type
+    foreign_key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Child:
+    """A child table whose rows are deleted with the parent (ON DELETE CASCADE)."""
+
+    model: type
+    foreign_key: str
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Everything the service and the views need to know about one table."""
+
+    name: str  # URL segment and table name, e.g. "movies"
+    model: type
+    fields: tuple[Field, ...]
+    singular: str
+    default_sort: tuple[str, ...] = ("id",)
+    filters: tuple[Filter, ...] = ()
+    summaries: tuple[Summary, ...] = ()
+    children: tuple[Child, ...] = ()
+
+    def field(self, name: str) -> Field:
+        """Return the declared field called `name` (KeyError if none)."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def sortable(self) -> tuple[str, ...]:
+        """Names of the fields a list may be sorted by."""
+        return tuple(f.name for f in self.fields if f.sortable)
+
+    @property
+    def exported(self) -> tuple[str, ...]:
+        """Column names written by an export, id first."""
+        return ("id", *(f.name for f in self.fields if f.exported))
+
+
+# ---------------------------------------------------------------- list queries
+
+MAX_QUERY_LENGTH = 200
+MAX_PAGE = 1_000_000
+MAX_SORT_KEYS = 4
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One sort key: a declared field and its direction."""
+
+    field: str
+    descending: bool = False
+
+    def __str__(self) -> str:
+        return ("-" if self.descending else "") + self.field
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A validated view of a table: search, filters, sort and page."""
+
+    q: str = ""
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    sort: tuple[SortKey, ...] = ()
+    page: int = 1
+    per_page: int = 50
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """Return the query-string arguments for this view, with changes applied.
+
+        Defaults are left out so URLs stay short and canonical.
+        """
+        out: dict[str, Any] = {}
+        if self.q:
+            out["q"] = self.q
+        for key, value in self.filters.items():
+            if value is not None:
+                out[key] = format_value(value)
+        if self.sort:
+            out["sort"] = ",".join(str(k) for k in self.sort)
+        if self.page != 1:
+            out["page"] = self.page
+        out["per_page"] = self.per_page
+        out.update(changes)
+        return {k: v for k, v in out.items() if v not in (None, "")}
+
+    def sort_direction(self, name: str) -> tuple[int, bool] | None:
+        """Return (position, descending) of a field in the sort, or None."""
+        for position, key in enumerate(self.sort):
+            if key.field == name:
+                return position, key.descending
+        return None
+
+
+def format_value(value: Any) -> str:
+    """Format a parsed filter or field value back into its query-string form."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass
+class Page:
+    """One page of a list: the rows, counts and per-row summaries."""
+
+    items: list[Any]
+    total: int  # rows matching the query
+    grand_total: int  # rows in the table
+    query: ListQuery
+    summaries: dict[str, dict[int, tuple[int, float | None]]]
+
+    @property
+    def pages(self) -> int:
+        """Number of pages (at least 1, so an empty result still has page 1)."""
+        return max(1, math.ceil(self.total / self.query.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        """True when there is a page before this one."""
+        return self.query.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        """True when there is a page after this one."""
+        return self.query.page < self.pages
+
+    @property
+    def first_index(self) -> int:
+        """1-based position of the first row on this page (0 when empty)."""
+        if not self.items:
+            return 0
+        return (self.query.page - 1) * self.query.per_page + 1
+
+
+# ---------------------------------------------------------------- the service
+
+
+class CrudService:
+    """List, get, create, update, delete and export rows of one declared table."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        session: Session | scoped_session[Session],
+        page_size: int = 50,
+        max_page_size: int = 500,
+    ) -> None:
+        self.resource = resource
+        # Resolve a scoped session to the current one: the service lives for one
+        # request or command, and needs the real Session's transaction methods.
+        self.session: Session = (
+            session() if isinstance(session, scoped_session) else session
+        )
+        self.model = resource.model
+        self.page_size = page_size
+        self.max_page_size = max_page_size
+
+    # ------------------------------------------------------------ reading
+
+    def parse_query(self, args: Mapping[str, str]) -> ListQuery:
+        """Validate query-string arguments into a ListQuery or raise QueryError."""
+        q = (args.get("q") or "").strip()
+        if len(q) > MAX_QUERY_LENGTH:
+            raise QueryError(
+                "q", f"The search text must be at most {MAX_QUERY_LENGTH} characters."
+            )
+        if _FORBIDDEN_CHARS.search(q):
+            raise QueryError("q", "The search text contains characters not allowed.")
+        filters: dict[str, Any] = {}
+        for flt in self.resource.filters:
+            raw = args.get(flt.param)
+            if raw is None or not str(raw).strip():
+                continue
+            try:
+                filters[flt.param] = flt.kind.parse(flt.label, raw)
+            except ValueError as exc:
+                raise QueryError(flt.param, str(exc)) from None
+        sort = self._parse_sort(args.get("sort"))
+        page = self._parse_int(args, "page", 1, 1, MAX_PAGE)
+        per_page = self._parse_int(
+            args, "per_page", self.page_size, 1, self.max_page_size
+        )
+        return ListQuery(q=q, filters=filters, sort=sort, page=page, per_page=per_page)
+
+    def _parse_sort(self, raw: str | None) -> tuple[SortKey, ...]:
+        """Parse "-rating,name" into sort keys, accepting only sortable fields."""
+        if raw is None or not raw.strip():
+            return ()
+        keys: list[SortKey] = []
+        allowed = self.resource.sortable
+        for part in raw.split(","):
+            part = part.strip()
+            name = part.removeprefix("-")
+            if name not in allowed:
+                shown = part if len(part) <= 40 else part[:40] + "…"
+                raise QueryError(
+                    "sort",
+                    f"Cannot sort by {shown!r}; choose from {', '.join(allowed)}.",
+                )
+            if any(k.field == name for k in keys):
+                raise QueryError("sort", f"{name!r} appears twice in the sort.")
+            keys.append(SortKey(name, part.startswith("-")))
+        if len(keys) > MAX_SORT_KEYS:
+            raise QueryError("sort", f"Sort by at most {MAX_SORT_KEYS} columns.")
+        return tuple(keys)
+
+    @staticmethod
+    def _parse_int(
+        args: Mapping[str, str], name: str, default: int, low: int, high: int
+    ) -> int:
+        """Parse a bounded positive integer parameter or raise QueryError."""
+        raw = args.get(name)
+        if raw is None or not str(raw).strip():
+            return default
+        text = str(raw).strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 9:
+            raise QueryError(
+                name, f"{name} must be a whole number from {low} to {high}."
+            )
+        value = int(text)
+        if not low <= value <= high:
+            raise QueryError(
+                name, f"{name} must be a whole number from {low} to {high}."
+            )
+        return value
+
+    def _column(self, name: str) -> sa.ColumnElement[Any]:
+        """Return the mapped column for a declared field or id."""
+        return getattr(self.model, name)
+
+    def _where(self, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+        """Build the WHERE clauses for a query from declared fields only."""
+        clauses: list[sa.ColumnElement[bool]] = []
+        if query.q:
+            pattern = "%" + _escape_like(query.q) + "%"
+            searchable = [f.name for f in self.resource.fields if f.searchable]
+            clauses.append(
+                sa.or_(
+                    *(self._column(n).ilike(pattern, escape="\\") for n in searchable)
+                )
+            )
+        for flt in self.resource.filters:
+            if flt.param not in query.filters:
+                continue
+            value = query.filters[flt.param]
+            column = self._column(flt.field)
+            if flt.op == "eq":
+                clauses.append(column == value)
+            elif flt.op == "ge":
+                clauses.append(column >= value)
+            elif flt.op == "le":
+                clauses.append(column <= value)
+            elif flt.op == "contains":
+                clauses.append(
+                    column.ilike("%" + _escape_like(str(value)) + "%", escape="\\")
+                )
+            else:  # pragma: no cover - a declaration error, caught by tests
+                raise ValueError(f"unknown filter op {flt.op!r}")
+        return clauses
+
+    def _order_by(self, query: ListQuery) -> list[sa.ColumnElement[Any]]:
+        """ORDER BY the requested keys (or the default), then id for stability."""
+        keys = query.sort or tuple(
+            SortKey(k.removeprefix("-"), k.startswith("-"))
+            for k in self.resource.default_sort
+        )
+        order: list[sa.ColumnElement[Any]] = []
+        for key in keys:
+            if key.field == "id":
+                continue
+            kind = self.resource.field(key.field).kind
+            column: sa.ColumnElement[Any] = self._column(key.field)
+            # Case-insensitive order for text, matching the lower(...) indexes.
+            expr = sa.func.lower(column) if isinstance(kind, Text) else column
+            ordered = expr.desc() if key.descending else expr.asc()
+            if not kind.required:
+                ordered = ordered.nulls_last()
+            order.append(ordered)
+        last_desc = bool(keys) and keys[0].field == "id" and keys[0].descending
+        id_column = self._column("id")
+        order.append(id_column.desc() if last_desc else id_column.asc())
+        return order
+
+    def select(self, query: ListQuery, *columns: Any) -> sa.Select[Any]:
+        """Return the filtered, sorted SELECT (unpaged) for a query."""
+        stmt = sa.select(*columns) if columns else sa.select(self.model)
+        return stmt.where(*self._where(query)).order_by(*self._order_by(query))
+
+    def list(self, query: ListQuery) -> Page:
+        """Return one page of rows matching the query, with counts and summaries."""
+        where = self._where(query)
+        stmt = (
+            self.select(query)
+            .limit(query.per_page)
+            .offset((query.page - 1) * query.per_page)
+        )
+        items = list(self.session.scalars(stmt))
+        count = sa.select(sa.func.count()).select_from(self.model)
+        grand_total = self.session.scalar(count) or 0
+        total = (
+            grand_total if not where else self.session.scalar(count.where(*where)) or 0
+        )
+        summaries = self.summaries([row.id for row in items])
+        return Page(items, total, grand_total, query, summaries)
+
+    def summaries(
+        self, ids: Sequence[int]
+    ) -> dict[str, dict[int, tuple[int, float | None]]]:
+        """Return {summary: {id: (count, average)}} for the given parent ids."""
+        out: dict[str, dict[int, tuple[int, float | None]]] = {}
+        for summary in self.resource.summaries:
+            values: dict[int, tuple[int, float | None]] = {i: (0, None) for i in ids}
+            if ids:
+                fk = getattr(summary.child, summary.foreign_key)
+                value = getattr(summary.child, summary.value)
+                rows = self.session.execute(
+                    sa.select(fk, sa.func.count(), sa.func.avg(value))
+                    .where(fk.in_(ids))
+                    .group_by(fk)
+                )
+                for parent_id, n, avg in rows:
+                    values[parent_id] = (n, None if avg is None else float(avg))
+            out[summary.name] = values
+        return out
+
+    def get(self, row_id: int) -> Any:
+        """Return the row with this id or raise NotFound."""
+        row = self.session.get(self.model, row_id)
+        if row is None:
+            raise NotFound(f"No {self.resource.singular} with id {row_id}.")
+        return row
+
+    def iter_rows(
+        self, query: ListQuery, columns: Sequence[str] | None = None, batch: int = 5000
+    ) -> Iterator[Sequence[Any]]:
+        """Yield plain tuples of the exported columns for every matching row.
+
+        Rows are fetched in batches from a streaming cursor, so memory stays flat
+        however large the table is.
+        """
+        names = columns or self.resource.exported
+        stmt = self.select(query, *(self._column(n) for n in names))
+        result = self.session.execute(
+            stmt, execution_options={"stream_results": True, "yield_per": batch}
+        )
+        try:
+            for partition in result.partitions():
+                yield from partition
+        finally:
+            result.close()
+
+    # ------------------------------------------------------------ writing
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """Run the body as one write transaction: commit on success, else roll back."""
+        session = self.session
+        if session.in_transaction():
+            # End any read transaction first, so the write can start IMMEDIATE
+            # (SQLite cannot upgrade a reader to a writer while others write).
+            session.commit()
+        session.connection(execution_options={WRITE_INTENT: True})
+        try:
+            yield
+            session.commit()
+        except StaleDataError:
+            session.rollback()
+            raise Conflict(None) from None
+        except (IntegrityError, DataError) as exc:
+            session.rollback()
+            raise ValidationError(
+                {"_": "The database refused this change (a constraint failed)."}
+            ) from exc
+        except BaseException:
+            session.rollback()
+            raise
+
+    def validate(self, data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+        """Validate input against the declaration; raise ValidationError on failure.
+
+        On create every creatable field is read (missing means empty); on update
+        only the fields present in `data` are, and each must be editable.
+        """
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for f in self.resource.fields:
+            allowed = f.creatable if creating else f.editable
+            if not creating and f.name not in data:
+                continue
+            if not allowed:
+                if f.name in data:
+                    errors[f.name] = f"{f.label} cannot be set here."
+                continue
+            try:
+                values[f.name] = f.kind.parse(f.label, data.get(f.name))
+            except ValueError as exc:
+                errors[f.name] = str(exc)
+                continue
+            target = values[f.name]
+            if (
+                isinstance(f.kind, Reference)
+                and target is not None
+                and self.session.get(f.kind.model, target) is None
+            ):
+                errors[f.name] = (
+                    f"There is no {f.kind.label_of_target} with id {target}."
+                )
+        if errors:
+            raise ValidationError(errors)
+        if not values and not creating:
+            raise ValidationError({"_": "Nothing to change."})
+        return values
+
+    def create(self, data: Mapping[str, Any]) -> Any:
+        """Validate and insert a new row; return it."""
+        with self._write():
+            values = self.validate(data, creating=True)
+            row = self.model(**values)
+            self.session.add(row)
+            self.session.flush()
+        return row
+
+    def update(self, row_id: int, data: Mapping[str, Any], version: int) -> Any:
+        """Change the given fields if the row is still at `version`; return it.
+
+        Raises Conflict (with the stored row) if someone changed it since.
+        """
+        with self._write():
+            row = self.get(row_id)
+            if row.version != version:
+                raise Conflict(row)
+            values = self.validate(data, creating=False)
+            for name, value in values.items():
+                setattr(row, name, value)
+            self.session.flush()
+        return row
+
+    def delete(self, row_id: int, version: int | None = None) -> dict[str, Any]:
+        """Delete a row (its children cascade) and return a snapshot for restore."""
+        with self._write():
+            row = self.get(row_id)
+            if version is not None and row.version != version:
+                raise Conflict(row)
+            snapshot = self._snapshot(row)
+            # Core DELETE: the database's ON DELETE CASCADE removes the children
+            # without loading them as objects.
+            self.session.execute(
+                sa.delete(self.model)
+                .where(self._column("id") == row_id)
+                .execution_options(synchronize_session=False)
+            )
+            self.session.expunge(row)
+        return snapshot
+
+    def bulk_insert(
+        self, rows: Iterable[Mapping[str, Any]], batch: int = 10_000
+    ) -> int:
+        """Insert many prepared rows in one transaction (Core executemany); count them.
+
+        For loaders (seed, import) whose rows are already validated: it skips the
+        per-row ORM work that would make a million rows take minutes.
+        """
+        table = self.model.__table__
+        count = 0
+        with self._write():
+            chunk: list[Mapping[str, Any]] = []
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= batch:
+                    self.session.execute(sa.insert(table), chunk)
+                    count += len(chunk)
+                    chunk = []
+            if chunk:
+                self.session.execute(sa.insert(table), chunk)
+                count += len(chunk)
+        return count
+
+    def count(self) -> int:
+        """Return the number of rows in the table."""
+        stmt = sa.select(sa.func.count()).select_from(self.model)
+        return self.session.scalar(stmt) or 0
+
+    def _snapshot(self, row: Any) -> dict[str, Any]:
+        """Capture a row and its children as plain column dicts."""
+        table = self.model.__table__
+        parent = {c.name: getattr(row, c.key) for c in self.model.__mapper__.columns}
+        children: dict[str, list[dict[str, Any]]] = {}
+        for child in self.resource.children:
+            fk = getattr(child.model, child.foreign_key)
+            rows = self.session.execute(
+                sa.select(child.model.__table__).where(fk == row.id)
+            ).mappings()
+            children[child.model.__tablename__] = [dict(r) for r in rows]
+        return {"table": table.name, "row": parent, "children": children}
+
+    def restore(self, snapshot: Mapping[str, Any]) -> Any:
+        """Re-insert a deleted row and its children with their original ids."""
+        if snapshot.get("table") != self.model.__tablename__:
+            raise ValidationError({"_": "This snapshot belongs to another table."})
+        row_id = snapshot["row"]["id"]
+        with self._write():
+            if self.session.get(self.model, row_id) is not None:
+                raise Conflict(None, "This row has already been restored.")
+            self.session.execute(sa.insert(self.model.__table__), [snapshot["row"]])
+            for child in self.resource.children:
+                rows = snapshot["children"].get(child.model.__tablename__) or []
+                if rows:
+                    self.session.execute(sa.insert(child.model.__table__), rows)
+        return self.get(row_id)
+
+
+def _escape_like(text: str) -> str:
+    """Escape LIKE wildcards so user text matches literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,133 @@
+"""The catalogue's tables: Movie and Rating, with constraints that mirror validation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import event, func
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
+
+from app.db import Base
+
+NAME_MAX = 200
+DIRECTOR_MAX = 120
+AUTHOR_MAX = 80
+
+
+def _nonblank(column: str, max_len: int) -> sa.CheckConstraint:
+    """CHECK that a text column holds 1..max_len characters and not only spaces."""
+    return sa.CheckConstraint(
+        f"length({column}) <= {max_len} AND trim({column}) <> ''",
+        name=f"{column}_nonblank",
+    )
+
+
+class Timestamped:
+    """Columns every row carries: a version for lost-update detection, timestamps."""
+
+    version: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=1, server_default=sa.text("1")
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        onupdate=func.now(),
+    )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, object]:
+        """Let the ORM add "AND version = :seen" to every UPDATE and bump it."""
+        return {"version_id_col": cls.__table__.c.version}
+
+
+class Movie(Timestamped, Base):
+    """A film: its name, director and an optional 0.0-10.0 rating."""
+
+    __tablename__ = "movies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX), nullable=False)
+    director: Mapped[str] = mapped_column(sa.String(DIRECTOR_MAX), nullable=False)
+    rating: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+
+    ratings: Mapped[list[Rating]] = relationship(
+        back_populates="movie", passive_deletes=True, cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        _nonblank("name", NAME_MAX),
+        _nonblank("director", DIRECTOR_MAX),
+        # One decimal place: rating * 10 is a whole number (works for REAL and float8).
+        sa.CheckConstraint(
+            "rating IS NULL OR (rating >= 0 AND rating <= 10"
+            " AND rating * 10 = round(rating * 10))",
+            name="rating_range",
+        ),
+        # (key, id) so sorting with the id tie-breaker reads straight off the index.
+        sa.Index("ix_movies_name_id", func.lower(sa.text("name")), "id"),
+        sa.Index("ix_movies_director_id", func.lower(sa.text("director")), "id"),
+        sa.Index("ix_movies_rating_id", "rating", "id"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Movie {self.id} {self.name!r}>"
+
+
+class Rating(Timestamped, Base):
+    """One person's 1-10 rating of a movie; movie_name mirrors the movie's name."""
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    author: Mapped[str] = mapped_column(sa.String(AUTHOR_MAX), nullable=False)
+    movie_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("movies.id", ondelete="CASCADE"), nullable=False
+    )
+    # Denormalised as in the original project; kept equal to movies.name by
+    # _sync_movie_names below, inside the same flush and so the same transaction.
+    movie_name: Mapped[str] = mapped_column(sa.String(NAME_MAX), nullable=False)
+
+    movie: Mapped[Movie] = relationship(back_populates="ratings")
+
+    __table_args__ = (
+        sa.CheckConstraint("rating >= 1 AND rating <= 10", name="rating_range"),
+        _nonblank("author", AUTHOR_MAX),
+        _nonblank("movie_name", NAME_MAX),
+        sa.Index("ix_ratings_movie_id_id", "movie_id", "id"),
+        sa.Index("ix_ratings_rating_id", "rating", "id"),
+        sa.Index("ix_ratings_author_id", func.lower(sa.text("author")), "id"),
+        sa.Index("ix_ratings_movie_name_id", func.lower(sa.text("movie_name")), "id"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Rating {self.id} {self.rating} by {self.author!r}>"
+
+
+@event.listens_for(Session, "before_flush")
+def _sync_movie_names(session: Session, _context: object, _instances: object) -> None:
+    """Copy movie names into ratings.movie_name in the flush that changes them."""
+    with session.no_autoflush:
+        for obj in session.new | session.dirty:
+            if not isinstance(obj, Rating) or obj.movie_id is None:
+                continue
+            moved = sa.inspect(obj).attrs.movie_id.history.has_changes()
+            if obj in session.new or moved:
+                movie = session.get(Movie, obj.movie_id)
+                if movie is not None:
+                    obj.movie_name = movie.name
+        for obj in session.dirty:
+            if isinstance(obj, Movie) and sa.inspect(obj).attrs.name.history.added:
+                # movie_name is not user-editable, so this does not bump versions:
+                # an open rating editor stays valid across a movie rename.
+                session.execute(
+                    sa.update(Rating)
+                    .where(Rating.movie_id == obj.id)
+                    .values(movie_name=obj.name)
+                    .execution_options(synchronize_session="fetch")
+                )

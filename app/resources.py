@@ -1,0 +1,70 @@
+"""One declaration per table: its fields, validation and what the UI may do."""
+
+from __future__ import annotations
+
+from app.crud import (
+    Child,
+    Field,
+    Filter,
+    Integer,
+    Number,
+    Reference,
+    Resource,
+    Summary,
+    Text,
+)
+from app.models import AUTHOR_MAX, DIRECTOR_MAX, NAME_MAX, Movie, Rating
+
+MOVIES = Resource(
+    name="movies",
+    model=Movie,
+    singular="movie",
+    fields=(
+        Field("name", "Name", Text(NAME_MAX), sortable=True, searchable=True),
+        Field(
+            "director", "Director", Text(DIRECTOR_MAX), sortable=True, searchable=True
+        ),
+        Field(
+            "rating", "Rating", Number(0, 10, places=1, required=False), sortable=True
+        ),
+    ),
+    default_sort=("name",),
+    filters=(Filter("min_rating", "rating", "ge", "Minimum rating", Number(0, 10, 1)),),
+    summaries=(Summary("ratings", Rating, "movie_id", "rating"),),
+    children=(Child(Rating, "movie_id"),),
+)
+
+RATINGS = Resource(
+    name="ratings",
+    model=Rating,
+    singular="rating",
+    fields=(
+        Field("rating", "Rating", Integer(1, 10), sortable=True),
+        Field("author", "Author", Text(AUTHOR_MAX), sortable=True, searchable=True),
+        Field(
+            "movie_id",
+            "Movie id",
+            Reference(Movie, "movie"),
+            editable=False,
+        ),
+        # Copied from the movie by the model layer; never typed in.
+        Field(
+            "movie_name",
+            "Movie",
+            Text(NAME_MAX),
+            editable=False,
+            creatable=False,
+            sortable=True,
+            searchable=True,
+        ),
+    ),
+    default_sort=("-id",),
+    filters=(
+        Filter("author", "author", "contains", "Author", Text(AUTHOR_MAX)),
+        Filter("movie", "movie_name", "contains", "Movie", Text(NAME_MAX)),
+        Filter("movie_id", "movie_id", "eq", "Movie id", Integer(1, 2**63 - 1)),
+        Filter("min_rating", "rating", "ge", "Minimum rating", Integer(1, 10)),
+    ),
+)
+
+RESOURCES: dict[str, Resource] = {r.name: r for r in (MOVIES, RATINGS)}

@@ -1,0 +1,20 @@
+"""Blueprints: thin views that parse the request, call the service and render."""
+
+from __future__ import annotations
+
+from flask import Flask, redirect, url_for
+from werkzeug.wrappers import Response
+
+from app.views import errors, movies, ratings
+
+
+def init_app(app: Flask) -> None:
+    """Register every blueprint, the error handlers and the home redirect."""
+    app.register_blueprint(movies.bp)
+    app.register_blueprint(ratings.bp)
+    errors.init_app(app)
+
+    @app.get("/")
+    def home() -> Response:
+        """Send visitors to the movie table."""
+        return redirect(url_for("movies.index"))

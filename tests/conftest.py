@@ -1,0 +1,154 @@
+"""Fixtures: an app on a fresh database (SQLite, or PostgreSQL if configured)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from flask_migrate import upgrade
+
+from app import create_app
+from app.config import normalise_database_url
+from app.db import db
+from app.models import Movie, Rating
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def make_app(database_url: str, instance_path: Path, **extra: Any) -> Flask:
+    """Create an app for tests on the given database."""
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        **extra,
+    }
+    return create_app(config, instance_path=str(instance_path))
+
+
+def dispose(app: Flask) -> None:
+    """Close the app's pooled connections."""
+    with app.app_context():
+        db.engine.dispose()
+
+
+def reset_postgres_schema(url: str) -> None:
+    """Drop everything in the test database's public schema."""
+    engine = sa.create_engine(normalise_database_url(url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrate one database to head; per-test databases start from it.
+
+    SQLite: a migrated file each test copies. PostgreSQL: the schema is migrated
+    once and each test truncates the tables.
+    """
+    instance = tmp_path_factory.mktemp("template-instance")
+    if TEST_DATABASE_URL:
+        reset_postgres_schema(TEST_DATABASE_URL)
+        url = normalise_database_url(TEST_DATABASE_URL)
+    else:
+        url = "sqlite:///" + str(instance / "template.sqlite3")
+    app = make_app(url, instance)
+    with app.app_context():
+        upgrade()
+    dispose(app)
+    return url
+
+
+@pytest.fixture
+def database_url(template_db: str, tmp_path: Path) -> str:
+    """A database URL whose schema is at head and whose tables are empty."""
+    if template_db.startswith("sqlite"):
+        src = template_db.removeprefix("sqlite:///")
+        dst = tmp_path / "test.sqlite3"
+        shutil.copyfile(src, dst)
+        return "sqlite:///" + str(dst)
+    engine = sa.create_engine(template_db)
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE movies, ratings RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return template_db
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """The app on a fresh, empty, migrated database."""
+    instance = tmp_path / "instance"
+    app = make_app(database_url, instance)
+    yield app
+    dispose(app)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """A CLI runner for `flask` commands."""
+    return app.test_cli_runner()
+
+
+class Hx:
+    """Send requests the way htmx does (HX-Request: true)."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        """GET as htmx."""
+        return self.client.get(url, headers={"HX-Request": "true"}, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        """POST as htmx."""
+        return self.client.post(url, headers={"HX-Request": "true"}, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> Any:
+        """PATCH as htmx."""
+        return self.client.patch(url, headers={"HX-Request": "true"}, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        """DELETE as htmx."""
+        return self.client.delete(url, headers={"HX-Request": "true"}, **kwargs)
+
+
+@pytest.fixture
+def hx(client: FlaskClient) -> Hx:
+    """A client that sends requests as htmx does."""
+    return Hx(client)
+
+
+@pytest.fixture
+def sample(app: Flask) -> dict[str, int]:
+    """Three movies and four ratings; returns their ids by short name."""
+    with app.app_context():
+        alien = Movie(name="Alien", director="Ridley Scott", rating=8.5)
+        blade = Movie(name="Blade Runner", director="Ridley Scott", rating=8.1)
+        cure = Movie(name="Cure", director="Kiyoshi Kurosawa", rating=None)
+        db.session.add_all([alien, blade, cure])
+        db.session.flush()
+        db.session.add_all(
+            [
+                Rating(rating=9, author="Ana", movie_id=alien.id),
+                Rating(rating=7, author="Bo", movie_id=alien.id),
+                Rating(rating=8, author="Cy", movie_id=blade.id),
+                Rating(rating=6, author="Di", movie_id=cure.id),
+            ]
+        )
+        db.session.commit()
+        return {"alien": alien.id, "blade": blade.id, "cure": cure.id}
