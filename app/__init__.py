@@ -22,7 +22,7 @@ def create_app(
         static_folder=str(ROOT / "static"),
     )
 
-    from app import cli, htmx, views
+    from app import cli, htmx, security, views
     from app.config import configure
     from app.db import db, migrate
 
@@ -30,6 +30,7 @@ def create_app(
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     htmx.init_app(app)
+    security.init_app(app)
     views.init_app(app)
     cli.init_app(app)
     return app

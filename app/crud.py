@@ -231,6 +231,9 @@ class Resource:
     filters: tuple[Filter, ...] = ()
     summaries: tuple[Summary, ...] = ()
     children: tuple[Child, ...] = ()
+    # SQLite FTS5 trigram table over exactly the searchable fields, kept in step by
+    # triggers (see migrations); None means search scans with LIKE.
+    search_index: str | None = None
 
     def field(self, name: str) -> Field:
         """Return the declared field called `name` (KeyError if none)."""
@@ -445,13 +448,7 @@ class CrudService:
         """Build the WHERE clauses for a query from declared fields only."""
         clauses: list[sa.ColumnElement[bool]] = []
         if query.q:
-            pattern = "%" + _escape_like(query.q) + "%"
-            searchable = [f.name for f in self.resource.fields if f.searchable]
-            clauses.append(
-                sa.or_(
-                    *(self._column(n).ilike(pattern, escape="\\") for n in searchable)
-                )
-            )
+            clauses.append(self._search(query.q))
         for flt in self.resource.filters:
             if flt.param not in query.filters:
                 continue
@@ -470,6 +467,23 @@ class CrudService:
             else:  # pragma: no cover - a declaration error, caught by tests
                 raise ValueError(f"unknown filter op {flt.op!r}")
         return clauses
+
+    def _search(self, text: str) -> sa.ColumnElement[bool]:
+        """Match rows whose searchable fields contain `text`, ignoring case."""
+        index = self.resource.search_index
+        dialect = self.session.get_bind().dialect.name
+        # Trigrams need three characters; shorter text falls back to a scan.
+        if index and dialect == "sqlite" and len(text) >= 3:
+            phrase = '"' + text.replace('"', '""') + '"'
+            match = sa.text(f"{index} MATCH :phrase").bindparams(phrase=phrase)
+            rowids = sa.select(sa.column("rowid")).select_from(sa.table(index))
+            return self._column("id").in_(rowids.where(match))
+        pattern = "%" + _escape_like(text) + "%"
+        searchable = [f.name for f in self.resource.fields if f.searchable]
+        # ILIKE is served by the pg_trgm indexes on PostgreSQL.
+        return sa.or_(
+            *(self._column(n).ilike(pattern, escape="\\") for n in searchable)
+        )
 
     def _order_by(self, query: ListQuery) -> list[sa.ColumnElement[Any]]:
         """ORDER BY the requested keys (or the default), then id for stability."""

@@ -32,6 +32,7 @@ MOVIES = Resource(
     filters=(Filter("min_rating", "rating", "ge", "Minimum rating", Number(0, 10, 1)),),
     summaries=(Summary("ratings", Rating, "movie_id", "rating"),),
     children=(Child(Rating, "movie_id"),),
+    search_index="movies_search",
 )
 
 RATINGS = Resource(

@@ -26,6 +26,8 @@ def make_app(database_url: str, instance_path: Path, **extra: Any) -> Flask:
     """Create an app for tests on the given database."""
     config = {
         "TESTING": True,
+        # Most tests exercise behaviour, not CSRF; tests/security turns it back on.
+        "WTF_CSRF_ENABLED": False,
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": database_url,
         **extra,
@@ -39,33 +41,42 @@ def dispose(app: Flask) -> None:
         db.engine.dispose()
 
 
-def reset_postgres_schema(url: str) -> None:
-    """Drop everything in the test database's public schema."""
-    engine = sa.create_engine(normalise_database_url(url))
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
+def postgres_schema_url(url: str, schema: str) -> str:
+    """Return the URL with search_path set to a private schema (then public)."""
+    parsed = sa.engine.make_url(normalise_database_url(url))
+    options = f"-csearch_path={schema},public"
+    return parsed.update_query_dict({"options": options}).render_as_string(
+        hide_password=False
+    )
 
 
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Migrate one database to head; per-test databases start from it.
 
-    SQLite: a migrated file each test copies. PostgreSQL: the schema is migrated
-    once and each test truncates the tables.
+    SQLite: a migrated file each test copies. PostgreSQL: a schema of this run's
+    own (so parallel runs on one server never meet) is migrated once, each test
+    truncates its tables, and it is dropped at the end.
     """
     instance = tmp_path_factory.mktemp("template-instance")
     if TEST_DATABASE_URL:
-        reset_postgres_schema(TEST_DATABASE_URL)
-        url = normalise_database_url(TEST_DATABASE_URL)
+        schema = f"reeltable_test_{os.getpid()}"
+        admin = sa.create_engine(normalise_database_url(TEST_DATABASE_URL))
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        url = postgres_schema_url(TEST_DATABASE_URL, schema)
     else:
         url = "sqlite:///" + str(instance / "template.sqlite3")
     app = make_app(url, instance)
     with app.app_context():
         upgrade()
     dispose(app)
-    return url
+    yield url
+    if TEST_DATABASE_URL:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -461,3 +461,34 @@ def test_bulk_insert_counts_rows(movies: CrudService) -> None:
     )
     assert n == 25
     assert count(Movie) == 25
+
+
+# ------------------------------------------------------------------ search index
+
+
+def test_search_index_follows_inserts_renames_and_deletes(movies: CrudService) -> None:
+    star = movies.create({"name": "Lone Star", "director": "John Sayles"})
+    movies.create({"name": "Stardust", "director": "Matthew Vaughn"})
+    movies.create({"name": "Heat", "director": "Michael Mann"})
+    assert names(movies.list(movies.parse_query({"q": "STAR"}))) == [
+        "Lone Star",
+        "Stardust",
+    ]
+    movies.update(star.id, {"name": "Lone Wolf"}, version=1)
+    assert names(movies.list(movies.parse_query({"q": "star"}))) == ["Stardust"]
+    assert names(movies.list(movies.parse_query({"q": "wolf"}))) == ["Lone Wolf"]
+    movies.delete(star.id)
+    assert names(movies.list(movies.parse_query({"q": "wolf"}))) == []
+
+
+def test_search_matches_awkward_text(movies: CrudService) -> None:
+    movies.create({"name": 'The "Quoted" Film', "director": "Zoë Ångström"})
+    movies.create({"name": "Plain", "director": "Nobody"})
+    assert names(movies.list(movies.parse_query({"q": '"quoted"'}))) == [
+        'The "Quoted" Film'
+    ]
+    assert names(movies.list(movies.parse_query({"q": "ångström"}))) == [
+        'The "Quoted" Film'
+    ]
+    assert names(movies.list(movies.parse_query({"q": "OR"}))) == []
+    assert names(movies.list(movies.parse_query({"q": "a*"}))) == []

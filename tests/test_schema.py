@@ -18,7 +18,7 @@ def index_names() -> set[str]:
     if db.engine.dialect.name == "sqlite":
         sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
     else:
-        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
     with db.engine.connect() as conn:
         return set(conn.exec_driver_sql(sql).scalars())
 
