@@ -33,7 +33,14 @@ def _headers(response: Response) -> Response:
     return response
 
 
+def can_write() -> bool:
+    """May the current visitor create, edit or delete? (Accounts come later.)"""
+    return True
+
+
 def init_app(app: Flask) -> None:
     """Turn on CSRF checks for unsafe methods and the security headers."""
     csrf.init_app(app)
     app.after_request(_headers)
+    # Templates show edit controls only when {{ can_write }} is true.
+    app.context_processor(lambda: {"can_write": can_write()})
