@@ -22,7 +22,7 @@ def create_app(
         static_folder=str(ROOT / "static"),
     )
 
-    from app import cli, htmx, security, views
+    from app import accounts, cli, htmx, security, views
     from app.config import configure
     from app.db import db, migrate
 
@@ -31,6 +31,7 @@ def create_app(
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     htmx.init_app(app)
     security.init_app(app)
+    accounts.init_app(app)
     views.init_app(app)
     cli.init_app(app)
     return app

@@ -11,6 +11,7 @@ from flask import Flask
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
@@ -23,6 +24,18 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAX_PAGE_SIZE": MAX_PAGE_SIZE,
         # Bigger than any form we take; the CSV import raises it for its own route.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Hardening (app/security.py, app/accounts.py).
+        "READ_ONLY": False,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # False still marks the cookie Secure on any request served over HTTPS.
+        "SESSION_COOKIE_SECURE": False,
+        # Number of reverse proxies whose X-Forwarded-* headers to trust (ProxyFix).
+        "TRUST_PROXY": 0,
+        # memory:// is per process (per gunicorn worker); use redis:// to share.
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "LOGIN_LIMIT_PER_ADDRESS": "20 per minute;200 per day",
+        "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute;50 per day",
     }
 
 
@@ -45,6 +58,13 @@ def env_overrides(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
         found["SECRET_KEY"] = environ["SECRET_KEY"]
     if environ.get("PAGE_SIZE"):
         found["PAGE_SIZE"] = int(environ["PAGE_SIZE"])
+    for flag in ("READ_ONLY", "SESSION_COOKIE_SECURE"):
+        if environ.get(flag):
+            found[flag] = environ[flag].strip().lower() in TRUE_WORDS
+    if environ.get("TRUST_PROXY"):
+        found["TRUST_PROXY"] = int(environ["TRUST_PROXY"])
+    if environ.get("RATELIMIT_STORAGE_URI"):
+        found["RATELIMIT_STORAGE_URI"] = environ["RATELIMIT_STORAGE_URI"]
     return found
 
 

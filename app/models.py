@@ -131,3 +131,28 @@ def _sync_movie_names(session: Session, _context: object, _instances: object) ->
                     .values(movie_name=obj.name)
                     .execution_options(synchronize_session="fetch")
                 )
+
+
+USER_NAME_MAX = 80
+
+
+class User(Base):
+    """An account that may write once accounts are on; the password is a KDF hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(USER_NAME_MAX), nullable=False)
+    password_hash: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    __table_args__ = (
+        _nonblank("name", USER_NAME_MAX),
+        # Names are matched case-insensitively, so "Ana" and "ana" are one account.
+        sa.Index("uq_users_name_lower", func.lower(sa.text("name")), unique=True),
+    )
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.name!r}>"

@@ -1,9 +1,29 @@
-"""CSRF protection and the security headers every response carries."""
+"""Who may write, which requests are refused, and what every response carries.
+
+Every unsafe request (anything but GET, HEAD, OPTIONS) passes one gate before any
+view runs: cross-site requests, writes in READ_ONLY mode and writes by anonymous
+visitors once accounts exist get 403; then Flask-WTF checks the CSRF token. Every
+response carries the security headers and an X-Request-ID that the logs share.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, Response
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, abort, current_app, g, has_request_context, request
+from flask.logging import default_handler
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.accounts import accounts_enabled
 
 csrf = CSRFProtect()
 
@@ -23,24 +43,170 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Signing in and out only touch the session; they are open even when writes are not.
+OPEN_ENDPOINTS = frozenset({"auth.sign_in", "auth.logout"})
+# An incoming X-Request-ID is kept only if it is short and plain (it goes into logs).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+LOG_FORMAT = "[%(asctime)s] %(levelname)s [%(request_id)s] in %(module)s: %(message)s"
+
+CROSS_SITE = "Cross-site request refused: changes can only be made from this site."
+READ_ONLY = "This catalogue is read-only: changes are turned off."
+SIGN_IN = "Sign in to make changes."
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+# ---------------------------------------------------------------- request id
+
+
+def request_id() -> str:
+    """Return this request's id ("-" outside a request)."""
+    if not has_request_context():
+        return "-"
+    if "request_id" not in g:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    return str(g.request_id)
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp every log record with the current request id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add record.request_id; never drops a record."""
+        record.request_id = request_id()
+        return True
+
+
+# ---------------------------------------------------------------- who may write
+
+
+def can_write() -> bool:
+    """May the current visitor create, edit, delete or import?"""
+    if current_app.config["READ_ONLY"]:
+        return False
+    return not accounts_enabled() or current_user.is_authenticated
+
+
+def _template_flags() -> dict[str, bool]:
+    """can_write and accounts_on for templates; False if the database is down.
+
+    Error pages render these too, and must render even when the database cannot.
+    """
+    try:
+        return {"can_write": can_write(), "accounts_on": accounts_enabled()}
+    except SQLAlchemyError:
+        return {"can_write": False, "accounts_on": False}
+
+
+def _is_cross_site() -> bool:
+    """True when the browser says the request came from another site."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        # Old browsers and scripts send no Origin; the CSRF token still guards them.
+        return False
+    if origin in current_app.config.get("TRUSTED_ORIGINS", ()):
+        return False
+    # Compare hosts, not schemes: behind a TLS proxy without TRUST_PROXY the app
+    # sees http while the browser says https, and that is still this site.
+    return urlsplit(origin).netloc.lower() != request.host.lower()
+
+
+def body_limit(config_key: str) -> Callable[[View], View]:
+    """Give a view its own request size limit, read from config (e.g. the import).
+
+    Applied before the CSRF check parses the body, so it works for uploads too.
+    """
+
+    def mark(view: View) -> View:
+        view.body_limit_config = config_key  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def _refuse(message: str, status: int = 403) -> None:
+    """Log and abort with a message the error handlers render."""
+    current_app.logger.warning(
+        "refused %s %s: %s", request.method, request.path, message
+    )
+    abort(status, description=message)
+
+
+def _gate() -> None:
+    """Refuse unsafe requests that may not write, before CSRF and before any view."""
+    request_id()
+    if request.method in SAFE_METHODS or request.endpoint is None:
+        return  # reads, and unknown URLs (routing answers 404/405)
+    if _is_cross_site():
+        _refuse(CROSS_SITE)
+    if request.endpoint not in OPEN_ENDPOINTS:
+        if current_app.config["READ_ONLY"]:
+            _refuse(READ_ONLY)
+        if accounts_enabled() and not current_user.is_authenticated:
+            _refuse(SIGN_IN)
+    view = current_app.view_functions.get(request.endpoint)
+    key = getattr(view, "body_limit_config", None)
+    if key:
+        request.max_content_length = current_app.config[key]
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        _refuse(too_large_message(limit), 413)
+
+
+def too_large_message(limit: int) -> str:
+    """The message for a request body over the limit."""
+    size = f"{limit / 1024 / 1024:g} MB" if limit >= 1024 * 1024 else f"{limit:,} bytes"
+    return f"The request is too large: the limit is {size}."
+
+
+# ---------------------------------------------------------------- responses
+
 
 def _headers(response: Response) -> Response:
-    """Add the security headers to a response."""
+    """Add the security headers and the request id to a response."""
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers["X-Request-ID"] = request_id()
     return response
 
 
-def can_write() -> bool:
-    """May the current visitor create, edit or delete? (Accounts come later.)"""
-    return True
+class SessionInterface(SecureCookieSessionInterface):
+    """Signed-cookie sessions whose cookie is Secure whenever served over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure if configured so, or if this request came over HTTPS."""
+        configured = bool(app.config["SESSION_COOKIE_SECURE"])
+        return configured or (has_request_context() and request.is_secure)
+
+
+def _configure_logging(app: Flask) -> None:
+    """Put the request id in every line the app logs; log at INFO and above."""
+    if not any(isinstance(f, RequestIdFilter) for f in default_handler.filters):
+        default_handler.addFilter(RequestIdFilter())
+    default_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    if app.logger.level == logging.NOTSET:
+        app.logger.setLevel(logging.INFO)
 
 
 def init_app(app: Flask) -> None:
-    """Turn on CSRF checks for unsafe methods and the security headers."""
+    """Install the write gate, CSRF checks, session cookie rules and headers."""
+    if app.config["TRUST_PROXY"]:
+        hops = int(app.config["TRUST_PROXY"])
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
+    app.session_interface = SessionInterface()
+    _configure_logging(app)
+    # Registered before CSRFProtect's own hook, so refusals do not depend on it.
+    app.before_request(_gate)
     csrf.init_app(app)
     app.after_request(_headers)
     # Templates show edit controls only when {{ can_write }} is true.
-    app.context_processor(lambda: {"can_write": can_write()})
+    app.context_processor(_template_flags)

@@ -89,7 +89,9 @@ def database_url(template_db: str, tmp_path: Path) -> str:
         return "sqlite:///" + str(dst)
     engine = sa.create_engine(template_db)
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE movies, ratings RESTART IDENTITY CASCADE"))
+        conn.execute(
+            sa.text("TRUNCATE movies, ratings, users RESTART IDENTITY CASCADE")
+        )
     engine.dispose()
     return template_db
 

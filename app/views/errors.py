@@ -3,34 +3,85 @@
 from __future__ import annotations
 
 from flask import Flask, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask_wtf.csrf import CSRFError
+from werkzeug.datastructures import Headers
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+)
 
 from app.crud import NotFound, QueryError
 from app.htmx import is_htmx
+from app.security import request_id, too_large_message
+
+# Headers an HTTP error carries that the client needs (405 Allow, 429 Retry-After).
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
-def _render(status: int, title: str, message: str) -> tuple[str, int]:
+def _render(
+    status: int, title: str, message: str, headers: Headers | None = None
+) -> tuple[str, int, Headers]:
     """Render an error as a full page, or as a message fragment for htmx."""
     template = "partials/error_message.html" if is_htmx(request) else "error.html"
-    return render_template(
-        template, status=status, title=title, message=message
-    ), status
+    body = render_template(template, status=status, title=title, message=message)
+    return body, status, headers or Headers()
+
+
+def _kept(exc: HTTPException) -> Headers:
+    """The headers of an HTTP error worth passing on."""
+    kept = Headers()
+    for name, value in exc.get_headers():
+        if name in KEPT_HEADERS:
+            kept.add(name, value)
+    return kept
 
 
 def init_app(app: Flask) -> None:
     """Register the error handlers."""
 
     @app.errorhandler(QueryError)
-    def bad_query(exc: QueryError) -> tuple[str, int]:
+    def bad_query(exc: QueryError) -> tuple[str, int, Headers]:
         """A bad sort key or number in the URL: 400 with the reason."""
         return _render(400, "Bad request", exc.message)
 
     @app.errorhandler(NotFound)
-    def not_found(exc: NotFound) -> tuple[str, int]:
+    def not_found(exc: NotFound) -> tuple[str, int, Headers]:
         """A row that does not exist: 404."""
         return _render(404, "Not found", str(exc))
 
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError) -> tuple[str, int, Headers]:
+        """A missing, wrong or expired CSRF token: 400, nothing written."""
+        return _render(
+            400,
+            "Request refused",
+            f"{exc.description} Reload the page and try again.",
+        )
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> tuple[str, int, Headers]:
+        """A body over the size limit: 413."""
+        limit = request.max_content_length
+        message = too_large_message(limit) if limit else str(exc.description)
+        return _render(413, "Request too large", message)
+
+    @app.errorhandler(InternalServerError)
+    def server_error(exc: InternalServerError) -> tuple[str, int, Headers]:
+        """An unexpected failure: a generic message and the request id, no details.
+
+        Flask has already logged the traceback (with the same request id).
+        """
+        return _render(
+            500,
+            "Something went wrong",
+            "The server could not complete this request. It has been logged; "
+            f"if it keeps happening, quote request id {request_id()}.",
+        )
+
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[str, int]:
+    def http_error(exc: HTTPException) -> tuple[str, int, Headers]:
         """Any other HTTP error, rendered for people rather than as bare text."""
-        return _render(exc.code or 500, exc.name, exc.description or exc.name)
+        return _render(
+            exc.code or 500, exc.name, exc.description or exc.name, _kept(exc)
+        )

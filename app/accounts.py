@@ -1,0 +1,182 @@
+"""Accounts: users, password hashing, Flask-Login sessions, sign-in rate limits, CLI.
+
+Accounts are off until the first user is created with `flask --app app users
+create NAME`; from then on anyone may read and only signed-in users may write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sys
+from functools import cache
+
+import click
+import sqlalchemy as sa
+from flask import Flask, g
+from flask.cli import AppGroup
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, UserMixin
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.crud import _FORBIDDEN_CHARS
+from app.db import db
+from app.models import USER_NAME_MAX, User
+
+PASSWORD_MIN = 8
+# scrypt's cost grows with the input; nobody needs a longer passphrase than this.
+PASSWORD_MAX = 1024
+
+login_manager = LoginManager()
+limiter = Limiter(key_func=get_remote_address)
+
+
+class Account(UserMixin):
+    """The signed-in user as Flask-Login sees it (a detached snapshot of a User)."""
+
+    def __init__(self, user: User) -> None:
+        self.id = user.id
+        self.name = user.name
+        self._stamp = password_stamp(user.password_hash)
+
+    def get_id(self) -> str:
+        """Session id: the user id plus a stamp that changes with the password."""
+        return f"{self.id}:{self._stamp}"
+
+
+def password_stamp(password_hash: str) -> str:
+    """A short digest of the hash: changing the password signs out old sessions."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def accounts_enabled() -> bool:
+    """True once at least one user exists (cached for the request)."""
+    if "accounts_enabled" not in g:
+        g.accounts_enabled = (
+            db.session.execute(sa.select(User.id).limit(1)).first() is not None
+        )
+    return bool(g.accounts_enabled)
+
+
+def clean_name(raw: str) -> str:
+    """Validate a user name; raise ValueError with a message."""
+    name = (raw or "").strip()
+    if not name:
+        raise ValueError("The name is required.")
+    if len(name) > USER_NAME_MAX:
+        raise ValueError(f"The name must be at most {USER_NAME_MAX} characters.")
+    if _FORBIDDEN_CHARS.search(name):
+        raise ValueError("The name contains characters that are not allowed.")
+    return name
+
+
+def find_user(name: str) -> User | None:
+    """Return the user with this name (case-insensitive), or None."""
+    stmt = sa.select(User).where(sa.func.lower(User.name) == name.strip().lower())
+    return db.session.execute(stmt).scalar_one_or_none()
+
+
+def create_user(name: str, password: str) -> User:
+    """Add a user; raise ValueError if the name is taken or the password is weak."""
+    name = clean_name(name)
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise ValueError(
+            f"The password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters."
+        )
+    if find_user(name) is not None:
+        raise ValueError(f"There is already a user called {name!r}.")
+    user = User(name=name, password_hash=generate_password_hash(password))
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to check when the name is unknown, so a miss costs a hit's time."""
+    return generate_password_hash("not a real password")
+
+
+def authenticate(name: str, password: str) -> User | None:
+    """Return the user if the name and password match, else None (constant-ish time)."""
+    user = find_user(name) if name and len(name) <= USER_NAME_MAX else None
+    if not password or len(password) > PASSWORD_MAX:
+        return None
+    if user is None:
+        check_password_hash(_dummy_hash(), password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+@login_manager.user_loader
+def load_account(session_id: str) -> Account | None:
+    """Load the signed-in account from the session, if it is still valid."""
+    user_id, _, stamp = session_id.partition(":")
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not hmac.compare_digest(
+        stamp, password_stamp(user.password_hash)
+    ):
+        return None
+    return Account(user)
+
+
+# ---------------------------------------------------------------- CLI
+
+users_cli = AppGroup("users", help="Manage accounts (the first one turns them on).")
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (for scripts) instead of asking.",
+)
+def create_command(name: str, password_stdin: bool) -> None:
+    """Create a user; prompts for the password without echoing it."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_user(name, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created user {user.name!r}. Only signed-in users can now write.")
+
+
+@users_cli.command("list")
+def list_command() -> None:
+    """List the users."""
+    names = db.session.execute(sa.select(User.name).order_by(User.id)).scalars()
+    for name in names:
+        click.echo(name)
+
+
+@users_cli.command("delete")
+@click.argument("name")
+def delete_command(name: str) -> None:
+    """Delete a user; deleting the last one turns accounts off (open editing)."""
+    user = find_user(name)
+    if user is None:
+        raise click.ClickException(f"There is no user called {name!r}.")
+    db.session.delete(user)
+    db.session.commit()
+    left = db.session.scalar(sa.select(sa.func.count()).select_from(User))
+    click.echo(f"Deleted user {user.name!r}.")
+    if not left:
+        click.echo("No users left: anyone can write again.")
+
+
+def init_app(app: Flask) -> None:
+    """Wire Flask-Login, the rate limiter, the sign-in pages and the CLI."""
+    from app.views import auth
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    limiter.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.cli.add_command(users_cli)
