@@ -7,11 +7,15 @@ path for writes. Errors are typed so views can map them to 400/404/409/422.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import secrets
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -21,6 +25,7 @@ from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.db import WRITE_INTENT
+from app.models import DeletedRow
 
 # ---------------------------------------------------------------- errors
 
@@ -188,6 +193,9 @@ class Field:
     sortable: bool = False
     searchable: bool = False  # part of the free-text search `q`
     exported: bool = True
+    # Never typed in: copied from the row a Reference field points at, as
+    # (reference field, column there); e.g. a rating's movie_name is its movie's name.
+    copied_from: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +242,8 @@ class Resource:
     # SQLite FTS5 trigram table over exactly the searchable fields, kept in step by
     # triggers (see migrations); None means search scans with LIKE.
     search_index: str | None = None
+    # Fields that identify an existing row when imported data has no id.
+    match_on: tuple[str, ...] = ()
 
     def field(self, name: str) -> Field:
         """Return the declared field called `name` (KeyError if none)."""
@@ -515,20 +525,20 @@ class CrudService:
 
     def list(self, query: ListQuery) -> Page:
         """Return one page of rows matching the query, with counts and summaries."""
-        where = self._where(query)
+        items = self.items(query)
+        grand_total = self.count()
+        total = grand_total if not self._where(query) else self.count(query)
+        summaries = self.summaries([row.id for row in items])
+        return Page(items, total, grand_total, query, summaries)
+
+    def items(self, query: ListQuery) -> list[Any]:
+        """Return the rows of one page without counting (for embedded lists)."""
         stmt = (
             self.select(query)
             .limit(query.per_page)
             .offset((query.page - 1) * query.per_page)
         )
-        items = list(self.session.scalars(stmt))
-        count = sa.select(sa.func.count()).select_from(self.model)
-        grand_total = self.session.scalar(count) or 0
-        total = (
-            grand_total if not where else self.session.scalar(count.where(*where)) or 0
-        )
-        summaries = self.summaries([row.id for row in items])
-        return Page(items, total, grand_total, query, summaries)
+        return list(self.session.scalars(stmt))
 
     def summaries(
         self, ids: Sequence[int]
@@ -665,18 +675,67 @@ class CrudService:
     def delete(self, row_id: int, version: int | None = None) -> dict[str, Any]:
         """Delete a row (its children cascade) and return a snapshot for restore."""
         with self._write():
-            row = self.get(row_id)
-            if version is not None and row.version != version:
-                raise Conflict(row)
-            snapshot = self._snapshot(row)
-            # Core DELETE: the database's ON DELETE CASCADE removes the children
-            # without loading them as objects.
+            snapshot = self._delete(row_id, version)
+        return snapshot
+
+    def trash(
+        self, row_id: int, version: int | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Delete a row but keep its snapshot for undo(); return (token, snapshot).
+
+        The snapshot is stored in the database, in the delete's own transaction, so
+        any server process can undo it until it expires.
+        """
+        now = int(time.time())
+        token = secrets.token_urlsafe(24)
+        with self._write():
+            snapshot = self._delete(row_id, version)
+            # Expired snapshots are swept here rather than by a scheduled job.
             self.session.execute(
-                sa.delete(self.model)
-                .where(self._column("id") == row_id)
-                .execution_options(synchronize_session=False)
+                sa.delete(DeletedRow).where(DeletedRow.expires_at < now)
             )
-            self.session.expunge(row)
+            self.session.add(
+                DeletedRow(
+                    token=token,
+                    table_name=self.model.__tablename__,
+                    payload=json.dumps(snapshot, default=_json_default),
+                    expires_at=now + UNDO_SECONDS,
+                )
+            )
+        return token, snapshot
+
+    def undo(self, token: str) -> Any:
+        """Restore the row trashed under `token` (once) and return it.
+
+        Raises NotFound if the token is unknown, used, expired or of another table.
+        """
+        with self._write():
+            entry = self.session.get(DeletedRow, token) if token else None
+            if (
+                entry is None
+                or entry.table_name != self.model.__tablename__
+                or entry.expires_at < time.time()
+            ):
+                raise NotFound("This delete can no longer be undone.")
+            snapshot = self._decode_snapshot(json.loads(entry.payload))
+            self.session.delete(entry)
+            row_id = self._insert_snapshot(snapshot)
+        return self.get(row_id)
+
+    def _delete(self, row_id: int, version: int | None) -> dict[str, Any]:
+        """Delete a row inside the current write; return its snapshot."""
+        row = self.get(row_id)
+        if version is not None and row.version != version:
+            raise Conflict(row)
+        snapshot = self._snapshot(row)
+        # Core DELETE: the database's ON DELETE CASCADE removes the children
+        # without loading them as objects.
+        self.session.execute(
+            sa.delete(self.model)
+            .where(self._column("id") == row_id)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.expunge(row)
         return snapshot
 
     def bulk_insert(
@@ -702,9 +761,11 @@ class CrudService:
                 count += len(chunk)
         return count
 
-    def count(self) -> int:
-        """Return the number of rows in the table."""
+    def count(self, query: ListQuery | None = None) -> int:
+        """Return the number of rows in the table, or of those matching `query`."""
         stmt = sa.select(sa.func.count()).select_from(self.model)
+        if query is not None:
+            stmt = stmt.where(*self._where(query))
         return self.session.scalar(stmt) or 0
 
     def _snapshot(self, row: Any) -> dict[str, Any]:
@@ -722,18 +783,71 @@ class CrudService:
 
     def restore(self, snapshot: Mapping[str, Any]) -> Any:
         """Re-insert a deleted row and its children with their original ids."""
+        with self._write():
+            row_id = self._insert_snapshot(snapshot)
+        return self.get(row_id)
+
+    def _insert_snapshot(self, snapshot: Mapping[str, Any]) -> int:
+        """Insert a snapshot's row and children inside the current write."""
         if snapshot.get("table") != self.model.__tablename__:
             raise ValidationError({"_": "This snapshot belongs to another table."})
         row_id = snapshot["row"]["id"]
-        with self._write():
-            if self.session.get(self.model, row_id) is not None:
-                raise Conflict(None, "This row has already been restored.")
-            self.session.execute(sa.insert(self.model.__table__), [snapshot["row"]])
-            for child in self.resource.children:
-                rows = snapshot["children"].get(child.model.__tablename__) or []
-                if rows:
-                    self.session.execute(sa.insert(child.model.__table__), rows)
-        return self.get(row_id)
+        if self.session.get(self.model, row_id) is not None:
+            raise Conflict(None, "This row has already been restored.")
+        self.session.execute(sa.insert(self.model.__table__), [snapshot["row"]])
+        for child in self.resource.children:
+            rows = snapshot["children"].get(child.model.__tablename__) or []
+            if rows:
+                self.session.execute(sa.insert(child.model.__table__), rows)
+        return row_id
+
+    def _decode_snapshot(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Turn a snapshot read back from JSON into column values again."""
+        children = {
+            c.model.__tablename__: c.model.__table__ for c in self.resource.children
+        }
+        return {
+            "table": data["table"],
+            "row": _from_json(self.model.__table__, data["row"]),
+            "children": {
+                name: [_from_json(children[name], r) for r in rows]
+                for name, rows in data["children"].items()
+                if name in children
+            },
+        }
+
+
+# How long a trashed row can be brought back (the UI offers it for seconds; a
+# no-JavaScript visitor sees the offer on the next page).
+UNDO_SECONDS = 3600
+
+
+def _json_default(value: Any) -> Any:
+    """Encode the column values json cannot: dates and times as ISO 8601."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a snapshot")
+
+
+def _from_json(table: sa.Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert a JSON-decoded row back to the Python types of its table's columns."""
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        column_type = table.c[name].type
+        if value is not None and isinstance(column_type, sa.DateTime):
+            value = datetime.fromisoformat(value)
+        elif value is not None and isinstance(column_type, sa.Date):
+            value = date.fromisoformat(value)
+        elif (
+            value is not None
+            and isinstance(column_type, sa.Numeric)
+            and not (isinstance(column_type, sa.Float))
+        ):
+            value = Decimal(value)
+        out[name] = value
+    return out
 
 
 def _escape_like(text: str) -> str:

@@ -156,3 +156,21 @@ class User(Base):
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.name!r}>"
+
+
+class DeletedRow(Base):
+    """A deleted row (with its children) kept briefly so the delete can be undone.
+
+    A table rather than process memory, so any gunicorn worker can serve the undo.
+    """
+
+    __tablename__ = "deleted_rows"
+
+    token: Mapped[str] = mapped_column(sa.String(43), primary_key=True)
+    table_name: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    payload: Mapped[str] = mapped_column(sa.Text, nullable=False)  # JSON snapshot
+    # Epoch seconds: compares the same way on SQLite and PostgreSQL, no time zones.
+    expires_at: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, index=True)
+
+    def __repr__(self) -> str:
+        return f"<DeletedRow {self.table_name} {self.token[:6]}…>"
