@@ -7,7 +7,7 @@ PORT ?= 5000
 FLASK := $(BIN)/flask --app app
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: help install db run serve test test-postgres lint format clean
+.PHONY: help install db run serve test test-postgres lint format clean bench
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -49,6 +49,9 @@ lint: $(VENV)/.installed-test ## ruff check and ruff format --check
 format: $(VENV)/.installed-test ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench: $(VENV)/.installed ## Measure reeltable against Datasette, Flask-Admin, sqlite-web (BENCH_ARGS=--quick)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches (keeps instance/ and its database)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

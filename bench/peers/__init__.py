@@ -1,0 +1,1 @@
+"""The tools reeltable is measured against, as people would set them up."""
