@@ -24,6 +24,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAX_PAGE_SIZE": MAX_PAGE_SIZE,
         # Bigger than any form we take; the CSV import raises it for its own route.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # The CSV import's upload limit (its route alone; the file is streamed to
+        # disk and parsed line by line, so this bounds disk use, not memory).
+        "IMPORT_MAX_BYTES": 64 * 1024 * 1024,
         # Hardening (app/security.py, app/accounts.py).
         "READ_ONLY": False,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -586,6 +586,41 @@ class CrudService:
         finally:
             result.close()
 
+    def fetch_batches(
+        self, query: ListQuery, *columns: Any, batch: int = 4096
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Yield lists of raw DBAPI rows of `columns` for every matching row.
+
+        The statement is compiled for this dialect and run on the driver's own
+        cursor (a server-side one on PostgreSQL), skipping SQLAlchemy's per-row
+        result processing, which costs more than the query itself in an export.
+        """
+        stmt = self.select(query, *columns)
+        engine = self.session.get_bind().engine
+        compiled = stmt.compile(
+            dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        params: Any = compiled.params
+        if compiled.positional:
+            params = tuple(params[name] for name in compiled.positiontup or ())
+        # A connection of its own, held until the last row and then returned: a
+        # streamed response outlives the request's session, which Flask closes
+        # before the body is sent.
+        with engine.connect() as conn, conn.begin():
+            driver: Any = conn.connection.driver_connection
+            if engine.dialect.name == "postgresql":
+                # A named (server-side) cursor fetches `batch` rows per round
+                # trip instead of loading the whole result into the client.
+                cursor = driver.cursor(name="reeltable_" + secrets.token_hex(4))
+            else:
+                cursor = driver.cursor()
+            try:
+                cursor.execute(str(compiled), params)
+                while rows := cursor.fetchmany(batch):
+                    yield rows
+            finally:
+                cursor.close()
+
     # ------------------------------------------------------------ writing
 
     @contextmanager
@@ -612,11 +647,18 @@ class CrudService:
             session.rollback()
             raise
 
-    def validate(self, data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
+    def validate(
+        self,
+        data: Mapping[str, Any],
+        *,
+        creating: bool,
+        check_references: bool = True,
+    ) -> dict[str, Any]:
         """Validate input against the declaration; raise ValidationError on failure.
 
         On create every creatable field is read (missing means empty); on update
-        only the fields present in `data` are, and each must be editable.
+        only the fields present in `data` are, and each must be editable. Bulk
+        callers pass check_references=False and use existing_references() per batch.
         """
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
@@ -635,7 +677,8 @@ class CrudService:
                 continue
             target = values[f.name]
             if (
-                isinstance(f.kind, Reference)
+                check_references
+                and isinstance(f.kind, Reference)
                 and target is not None
                 and self.session.get(f.kind.model, target) is None
             ):
@@ -746,20 +789,172 @@ class CrudService:
         For loaders (seed, import) whose rows are already validated: it skips the
         per-row ORM work that would make a million rows take minutes.
         """
+        with self._write():
+            return self.insert_many(rows, batch)
+
+    # ------------------------------------------------------------ bulk work
+    # These run inside transaction(), so a whole import is one transaction.
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Open one write transaction: commit if the body succeeds, else roll back."""
+        return self._write()
+
+    def insert_many(
+        self, rows: Iterable[Mapping[str, Any]], batch: int = 10_000
+    ) -> int:
+        """Insert validated rows (ids optional) in the current transaction; count them.
+
+        Fields declared `copied_from` are filled from the referenced rows when a
+        row does not carry them, as the model's flush hook would have done.
+        """
         table = self.model.__table__
         count = 0
-        with self._write():
-            chunk: list[Mapping[str, Any]] = []
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) >= batch:
-                    self.session.execute(sa.insert(table), chunk)
-                    count += len(chunk)
-                    chunk = []
-            if chunk:
-                self.session.execute(sa.insert(table), chunk)
+        explicit_ids = False
+        chunk: list[Mapping[str, Any]] = []
+
+        def flush() -> None:
+            # One executemany per set of keys: rows with and without ids differ.
+            groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+            for row in self._fill_copies(chunk):
+                groups.setdefault(tuple(sorted(row)), []).append(row)
+            for group in groups.values():
+                self.session.execute(sa.insert(table), group)
+
+        for row in rows:
+            explicit_ids = explicit_ids or row.get("id") is not None
+            chunk.append(row)
+            if len(chunk) >= batch:
+                flush()
                 count += len(chunk)
+                chunk = []
+        if chunk:
+            flush()
+            count += len(chunk)
+        if explicit_ids:
+            self._sync_id_sequence()
         return count
+
+    def _fill_copies(self, rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Return rows with their `copied_from` fields filled from the source rows."""
+        for f in self.resource.fields:
+            if f.copied_from is None:
+                continue
+            ref_name, source = f.copied_from
+            kind = self.resource.field(ref_name).kind
+            assert isinstance(kind, Reference)
+            wanted = {r[ref_name] for r in rows if f.name not in r}
+            if not wanted:
+                continue
+            target = kind.model
+            found: dict[Any, Any] = dict(
+                self.session.execute(
+                    sa.select(target.id, getattr(target, source)).where(
+                        target.id.in_(wanted)
+                    )
+                ).all()
+            )
+            rows = [
+                r if f.name in r else {**r, f.name: found.get(r[ref_name])}
+                for r in rows
+            ]
+        return rows
+
+    def _sync_id_sequence(self) -> None:
+        """Move PostgreSQL's id sequence past ids that were inserted explicitly."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return  # SQLite takes max(rowid) + 1 by itself
+        table = self.model.__table__
+        self.session.execute(
+            sa.select(
+                sa.func.setval(
+                    sa.func.pg_get_serial_sequence(table.name, "id"),
+                    sa.select(
+                        sa.func.coalesce(sa.func.max(table.c.id), 0) + 1
+                    ).scalar_subquery(),
+                    False,
+                )
+            )
+        )
+
+    def update_many(
+        self, changes: Iterable[tuple[int, Mapping[str, Any]]], batch: int = 1000
+    ) -> int:
+        """Apply validated {field: value} changes by id in the current transaction.
+
+        Goes through the ORM so versions, updated_at and copied fields (a movie's
+        new name in its ratings) change exactly as in a single edit; objects are
+        let go after each batch so memory stays flat.
+        """
+        count = 0
+        chunk: list[tuple[int, Mapping[str, Any]]] = []
+
+        def flush() -> None:
+            wanted = {row_id for row_id, _ in chunk}
+            rows = {
+                row.id: row
+                for row in self.session.scalars(
+                    sa.select(self.model).where(self._column("id").in_(wanted))
+                )
+            }
+            for row_id, values in chunk:
+                if row_id not in rows:
+                    raise Conflict(None, f"Row {row_id} was deleted meanwhile.")
+                for name, value in values.items():
+                    setattr(rows[row_id], name, value)
+            self.session.flush()
+            self.session.expunge_all()
+
+        for change in changes:
+            chunk.append(change)
+            if len(chunk) >= batch:
+                flush()
+                count += len(chunk)
+                chunk = []
+        if chunk:
+            flush()
+            count += len(chunk)
+        return count
+
+    def stored_values(
+        self, ids: Iterable[int], names: Sequence[str]
+    ) -> dict[int, tuple[Any, ...]]:
+        """Return {id: values of the named columns} for those of `ids` that exist."""
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        id_column = self._column("id")
+        stmt = sa.select(id_column, *(self._column(n) for n in names)).where(
+            id_column.in_(wanted)
+        )
+        return {row[0]: tuple(row[1:]) for row in self.session.execute(stmt)}
+
+    def ids_matching(
+        self, names: Sequence[str], keys: Iterable[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], list[int]]:
+        """Return {key: ids of the rows whose `names` columns equal key}."""
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        columns = [self._column(n) for n in names]
+        stmt = sa.select(self._column("id"), *columns).where(
+            sa.tuple_(*columns).in_(wanted)
+        )
+        found: dict[tuple[Any, ...], list[int]] = {}
+        for row in self.session.execute(stmt):
+            found.setdefault(tuple(row[1:]), []).append(row[0])
+        return found
+
+    def existing_references(self, field_name: str, ids: Iterable[int]) -> set[int]:
+        """Return which of `ids` exist in the table a Reference field points at."""
+        kind = self.resource.field(field_name).kind
+        assert isinstance(kind, Reference)
+        wanted = set(ids)
+        if not wanted:
+            return set()
+        target_id = kind.model.id
+        return set(
+            self.session.scalars(sa.select(target_id).where(target_id.in_(wanted)))
+        )
 
     def count(self, query: ListQuery | None = None) -> int:
         """Return the number of rows in the table, or of those matching `query`."""

@@ -33,6 +33,7 @@ MOVIES = Resource(
     summaries=(Summary("ratings", Rating, "movie_id", "rating"),),
     children=(Child(Rating, "movie_id"),),
     search_index="movies_search",
+    match_on=("name", "director"),
 )
 
 RATINGS = Resource(
@@ -57,6 +58,7 @@ RATINGS = Resource(
             creatable=False,
             sortable=True,
             searchable=True,
+            copied_from=("movie_id", "name"),
         ),
     ),
     default_sort=("-id",),

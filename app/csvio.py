@@ -1,0 +1,648 @@
+"""CSV export (streamed, each line formatted by the database) and validated import.
+
+Both directions are generic over a Resource declaration: the exported columns,
+their kinds (text, whole number, decimal) and, for import, which fields may be
+set, which identify a row without an id (`match_on`) and which are copied.
+
+The cell format, shared by both directions:
+- RFC 4180: a cell holding a comma, a double quote, CR or LF is quoted and its
+  quotes doubled; lines end with CRLF; UTF-8; an empty cell is a missing value.
+- Formula injection (CWE-1236, OWASP's advice): a text cell that starts with
+  = + - @ tab or CR is written with a leading apostrophe, so a spreadsheet shows
+  it as text. Text that already starts with apostrophes followed by one of those
+  characters gets one more, so the rule is reversible: the import removes exactly
+  one apostrophe from a cell matching '+[=+-@\\t\\r], and rejects a cell that starts
+  with one of those characters unprotected, which only a file edited outside
+  reeltable can contain.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import sqlalchemy as sa
+
+from app.crud import (
+    CrudService,
+    Integer,
+    ListQuery,
+    Number,
+    Reference,
+    Resource,
+    Text,
+    ValidationError,
+)
+
+# ---------------------------------------------------------------- the cell format
+
+FORMULA_START = "=+-@\t\r"
+# A cell needs quotes when it holds one of these.
+QUOTE_TRIGGERS = ',"\r\n'
+_NEEDS_PREFIX = re.compile(r"'*[=+\-@\t\r]")
+_PREFIXED = re.compile(r"'+[=+\-@\t\r]")
+
+
+def format_text(value: str) -> str:
+    """Write one text value as a CSV cell (the database does the same per row)."""
+    if _NEEDS_PREFIX.match(value):
+        value = "'" + value
+    if any(c in value for c in QUOTE_TRIGGERS):
+        value = '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def header_line(resource: Resource) -> str:
+    """Return the header row: the exported column names."""
+    return ",".join(format_text(name) for name in resource.exported) + "\r\n"
+
+
+def export_filename(stem: str, today: date) -> str:
+    """Return the download's file name, e.g. movies-2026-11-26.csv."""
+    return f"{stem}-{today.isoformat()}.csv"
+
+
+# ---------------------------------------------------------------- export
+
+
+class _Sql:
+    """The few SQL pieces that differ between SQLite and PostgreSQL."""
+
+    def __init__(self, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+
+    def line(self, cells: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[Any]:
+        """Join cells with commas and end with CRLF; NULL becomes an empty cell."""
+        pattern = ",".join(["%s"] * len(cells)) + "\r\n"
+        # printf/format build the line in one allocation; a chain of || would
+        # copy it once per piece, which shows at a million rows.
+        if self.sqlite:
+            # As a BLOB the driver hands over the UTF-8 bytes as they are, instead
+            # of decoding each line to str for us to encode again.
+            return sa.cast(sa.func.printf(pattern, *cells), sa.LargeBinary)
+        return sa.func.format(pattern, *cells, type_=sa.String)
+
+    def decimal(self, column: Any, places: int) -> sa.ColumnElement[str]:
+        """Format a number with a fixed number of decimals, the same on both."""
+        if self.sqlite:
+            formatted = sa.func.printf(f"%.{places}f", column, type_=sa.String)
+            return sa.case((column.is_(None), sa.null()), else_=formatted)
+        rounded = sa.func.round(sa.cast(column, sa.Numeric), places)
+        return sa.cast(rounded, sa.String)
+
+    def contains_any(self, column: Any, chars: str) -> sa.ColumnElement[bool]:
+        """True when the text holds any of the characters."""
+        if self.sqlite:
+            # One GLOB per character: a '*x*' pattern takes SQLite's fast path,
+            # a character class does not.
+            return sa.or_(*(column.op("GLOB")(f"*{c}*") for c in chars))
+        return column.op("~")("[" + re.escape(chars) + "]")
+
+    def formula_like(self, column: Any) -> sa.ColumnElement[bool]:
+        """True when the text starts with apostrophes then a formula character."""
+        first = sa.func.substr(sa.func.ltrim(column, "'"), 1, 1)
+        exact = first.in_(list(FORMULA_START))
+        # Every formula character sorts before "A" (and so does the apostrophe):
+        # one comparison settles the common case without calling a function.
+        low = column if self.sqlite else sa.collate(column, "C")
+        return sa.and_(low < "A", exact)
+
+    def text(self, column: Any) -> sa.ColumnElement[str]:
+        """Write a text column as a cell: formula prefix, then RFC 4180 quoting."""
+        safe = sa.case(
+            (self.formula_like(column), sa.literal("'").op("||")(column)),
+            else_=column,
+        )
+        quoted = (
+            sa.literal('"')
+            .op("||")(sa.func.replace(safe, '"', '""'))
+            .op("||")(sa.literal('"'))
+        )
+        return sa.case((self.contains_any(column, QUOTE_TRIGGERS), quoted), else_=safe)
+
+
+def line_expression(
+    svc: CrudService, dialect: str, columns: Sequence[str] | None = None
+) -> sa.ColumnElement[Any]:
+    """Build the SQL expression that renders one row as a complete CSV line.
+
+    The line is UTF-8 bytes on SQLite and text on PostgreSQL.
+    """
+    sql = _Sql(dialect)
+    model = svc.resource.model
+    cells: list[sa.ColumnElement[Any]] = []
+    for name in columns or svc.resource.exported:
+        column = getattr(model, name)
+        kind = None if name == "id" else svc.resource.field(name).kind
+        if isinstance(kind, Text):
+            cells.append(sql.text(column))
+        elif isinstance(kind, Number):
+            cells.append(sql.decimal(column, kind.places))
+        elif kind is None or isinstance(kind, Integer | Reference):
+            cells.append(column)  # digits never need quoting
+        else:  # pragma: no cover - a new field kind needs a format here
+            raise TypeError(f"no CSV format for {kind!r}")
+    return sql.line(cells)
+
+
+def export_chunks(
+    svc: CrudService, query: ListQuery, *, bom: bool = False, batch: int = 4096
+) -> Iterator[bytes]:
+    """Yield the CSV of every row matching `query`, in ~256 KB UTF-8 chunks.
+
+    The rows, order and filters are exactly the table's (CrudService.select);
+    the database formats each line, Python only joins a batch and encodes it.
+    """
+    dialect = svc.session.get_bind().dialect.name
+    head = (("\ufeff" if bom else "") + header_line(svc.resource)).encode()
+    line = line_expression(svc, dialect)
+    first = itemgetter(0)
+    for rows in svc.fetch_batches(query, line, batch=batch):
+        lines = map(first, rows)
+        data = b"".join(lines) if isinstance(rows[0][0], bytes) else "".join(lines)
+        chunk = data if isinstance(data, bytes) else data.encode()
+        if head:
+            chunk, head = head + chunk, b""
+        yield chunk
+    if head:
+        yield head
+
+
+def primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Run a stream up to its first chunk now, so early failures are plain errors.
+
+    Once the first chunk is sent the status is fixed at 200; a later failure
+    propagates out of the response iterator, so the server aborts the connection
+    before the chunked body's last (empty) chunk: clients see a truncated
+    transfer, never a short file that looks complete.
+    """
+    head = next(chunks)
+
+    def stream() -> Iterator[bytes]:
+        yield head
+        yield from chunks
+
+    return stream()
+
+
+# ---------------------------------------------------------------- import
+
+MAX_LINE_BYTES = 64 * 1024
+MAX_ERRORS = 500  # invalid rows listed in a preview; all are counted
+BATCH = 500
+
+INVALID, NEW, CHANGED, UNCHANGED = 0, 1, 2, 3
+
+
+class CsvFileError(Exception):
+    """The file as a whole cannot be read: nothing in it is imported."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+class PreviewOutdated(Exception):
+    """The data changed since the preview; nothing was written."""
+
+    def __init__(self, preview: Preview) -> None:
+        super().__init__("The table changed since the preview.")
+        self.preview = preview
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one row cannot be imported: its line, column (or "") and reason."""
+
+    line: int
+    column: str
+    reason: str
+
+
+@dataclass
+class ParsedRow:
+    """One data row of the file, parsed and validated on its own."""
+
+    line: int
+    id: int | None
+    values: dict[str, Any]
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Preview:
+    """What an import would do: counts, the invalid rows and each row's action."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    # One action per data row, in file order, and the id a changed row updates.
+    actions: bytearray = field(default_factory=bytearray, repr=False)
+    targets: dict[int, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The four counts by name, as shown and as compared before writing."""
+        return {
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+        }
+
+    @property
+    def writes(self) -> int:
+        """How many rows an import would write."""
+        return self.new + self.changed
+
+
+class IdSet:
+    """A set of positive ids: a bitmap for the usual small ids, a set beyond."""
+
+    BITMAP_LIMIT = 1 << 27  # 16 MB of bitmap at most
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+        self.large: set[int] = set()
+
+    def add(self, value: int) -> None:
+        """Add an id."""
+        if value >= self.BITMAP_LIMIT:
+            self.large.add(value)
+            return
+        index = value >> 3
+        if index >= len(self.bits):
+            self.bits.extend(bytes(max(index + 1 - len(self.bits), len(self.bits))))
+        self.bits[index] |= 1 << (value & 7)
+
+    def __contains__(self, value: int) -> bool:
+        if value >= self.BITMAP_LIMIT:
+            return value in self.large
+        index = value >> 3
+        return index < len(self.bits) and bool(self.bits[index] & (1 << (value & 7)))
+
+
+def _lines(stream: BinaryIO) -> Iterator[str]:
+    """Yield the file's physical lines decoded as strict UTF-8, checked for binary."""
+    head = stream.read(8)
+    if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        raise CsvFileError(
+            "This is a spreadsheet workbook, not a CSV file. Save it as"
+            ' "CSV UTF-8 (comma delimited)" and upload that.'
+        )
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CsvFileError(
+            'This file is UTF-16 text. Save it as "CSV UTF-8" and upload that.'
+        )
+    number = 0
+    pending = head
+    while True:
+        raw = pending + stream.readline(MAX_LINE_BYTES + 1 - len(pending))
+        pending = b""
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise CsvFileError(
+                f"Line {number} is longer than {MAX_LINE_BYTES // 1024} KB;"
+                " this does not look like a CSV file of this table.",
+                number,
+            )
+        if b"\x00" in raw:
+            raise CsvFileError(
+                f"This is not a text file (line {number} holds binary data).",
+                number,
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CsvFileError(
+                f"Line {number} is not UTF-8 text (byte 0x{raw[exc.start]:02X}"
+                f' at byte {exc.start + 1}). Save the file as "CSV UTF-8" and'
+                " upload it again.",
+                number,
+            ) from None
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        yield text
+
+
+def _read_header(resource: Resource, header: list[str] | None) -> list[str]:
+    """Check the header row and return the column names in file order."""
+    expected = ",".join(resource.exported)
+    if header is None or not any(c.strip() for c in header):
+        raise CsvFileError(f"The file is empty. Its first line must be: {expected}")
+    names = [c.strip().lower() for c in header]
+    known = set(resource.exported)
+    unknown = [n for n in names if n not in known]
+    if unknown and len(unknown) == len(names):
+        raise CsvFileError(
+            f"The first line must be the header: {expected} (found"
+            f" {_shorten(','.join(header))!r}).",
+            1,
+        )
+    if unknown:
+        raise CsvFileError(
+            f"Unknown column {_shorten(unknown[0])!r} in the header; the columns"
+            f" are {expected}.",
+            1,
+        )
+    for name in names:
+        if names.count(name) > 1:
+            raise CsvFileError(f"The header names {name!r} twice.", 1)
+    missing = [
+        f.name
+        for f in resource.fields
+        if f.creatable and f.exported and f.name not in names
+    ]
+    if missing:
+        raise CsvFileError(
+            f"The header lacks {', '.join(repr(m) for m in missing)}; the columns"
+            f" are {expected}.",
+            1,
+        )
+    return names
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """Cut long text for a message."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+_ID = Integer(1, 2**63 - 1, required=False)
+
+
+def read_rows(svc: CrudService, stream: BinaryIO) -> Iterator[ParsedRow]:
+    """Parse and validate every data row of a CSV file, streaming.
+
+    Raises CsvFileError for problems with the file as a whole; a row's own
+    problems are listed in its `errors`. Blank lines are skipped.
+    """
+    resource = svc.resource
+    settable = {f.name: f for f in resource.fields if f.creatable}
+    source = _lines(stream)
+    reader = csv.reader(source, strict=True)
+    try:
+        names = _read_header(resource, next(reader, None))
+        end = reader.line_num
+        for cells in reader:
+            line, end = end + 1, reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            yield _parse_row(svc, settable, names, cells, line)
+    except csv.Error as exc:
+        raise CsvFileError(
+            f"Line {reader.line_num} is not valid CSV: {exc}. A double quote"
+            " inside a field must be doubled, and the field quoted.",
+            reader.line_num,
+        ) from None
+
+
+def _parse_row(
+    svc: CrudService,
+    settable: dict[str, Any],
+    names: list[str],
+    cells: list[str],
+    line: int,
+) -> ParsedRow:
+    """Validate one data row against the declaration (references are checked later)."""
+    if len(cells) != len(names):
+        return ParsedRow(
+            line,
+            None,
+            {},
+            [("", f"has {len(cells)} fields; the header has {len(names)}.")],
+        )
+    errors: list[tuple[str, str]] = []
+    data: dict[str, str] = {}
+    row_id = None
+    for name, cell in zip(names, cells, strict=True):
+        if name == "id":
+            try:
+                row_id = _ID.parse("id", cell)
+            except ValueError as exc:
+                errors.append(("id", str(exc)))
+        elif name in settable:
+            if isinstance(settable[name].kind, Text):
+                if cell[:1] and cell[0] in FORMULA_START:
+                    errors.append(
+                        (
+                            name,
+                            f"starts with {cell[0]!r}, so a spreadsheet would run"
+                            f" it as a formula; write '{cell[0]}… to keep it as"
+                            " text.",
+                        )
+                    )
+                    continue
+                if _PREFIXED.match(cell):
+                    cell = cell[1:]
+            data[name] = cell
+    values: dict[str, Any] = {}
+    try:
+        values = svc.validate(data, creating=True, check_references=False)
+    except ValidationError as exc:
+        already = {column for column, _ in errors}
+        errors.extend(
+            (column, message)
+            for column, message in exc.errors.items()
+            if column not in already
+        )
+    return ParsedRow(line, row_id, values, errors)
+
+
+class _Classifier:
+    """Sort parsed rows into new, changed, unchanged and invalid, batch by batch."""
+
+    def __init__(self, svc: CrudService) -> None:
+        self.svc = svc
+        resource = svc.resource
+        self.compare = [f.name for f in resource.fields if f.creatable]
+        self.fixed = [f.name for f in resource.fields if f.creatable and not f.editable]
+        self.references = [
+            f.name for f in resource.fields if isinstance(f.kind, Reference)
+        ]
+        self.match_on = resource.match_on
+        self.preview = Preview()
+        self.seen_ids = IdSet()
+        # Hashes, not the keys themselves, keep memory small; a collision could
+        # only make a valid row look like a duplicate, never write a wrong one.
+        self.seen_keys: set[int] = set()
+
+    def key(self, row: ParsedRow) -> tuple[Any, ...]:
+        """The row's values of the match_on fields."""
+        return tuple(row.values[n] for n in self.match_on)
+
+    def run(self, rows: Iterable[ParsedRow]) -> Preview:
+        """Classify every row and return the preview."""
+        batch: list[ParsedRow] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= BATCH:
+                self.batch(batch)
+                batch = []
+        if batch:
+            self.batch(batch)
+        return self.preview
+
+    def batch(self, rows: list[ParsedRow]) -> None:
+        """Classify one batch with a few queries for the whole batch."""
+        valid = [r for r in rows if not r.errors]
+        matched: dict[tuple[Any, ...], list[int]] = {}
+        if self.match_on:
+            keys = {self.key(r) for r in valid if r.id is None}
+            matched = self.svc.ids_matching(self.match_on, keys)
+        wanted = {r.id for r in valid if r.id is not None}
+        wanted.update(ids[0] for ids in matched.values() if len(ids) == 1)
+        stored = self.svc.stored_values(wanted, self.compare)
+        existing = {
+            name: self.svc.existing_references(name, {r.values[name] for r in valid})
+            for name in self.references
+        }
+        for row in rows:
+            self.row(row, matched, stored, existing)
+
+    def row(
+        self,
+        row: ParsedRow,
+        matched: dict[tuple[Any, ...], list[int]],
+        stored: dict[int, tuple[Any, ...]],
+        existing: dict[str, set[int]],
+    ) -> None:
+        """Classify one row, recording its action (and its errors if invalid)."""
+        errors = list(row.errors) or self.missing_references(row, existing)
+        target = row.id
+        if not errors and target is None and self.match_on:
+            target, errors = self.match(row, matched)
+        key = hash(self.key(row)) if self.match_on and not errors else None
+        if not errors:
+            errors = self.duplicates(row, target, key)
+        old = stored.get(target) if target is not None and not errors else None
+        if old is not None:
+            errors = self.fixed_changes(row, old)
+        preview = self.preview
+        if errors:
+            preview.invalid += 1
+            preview.actions.append(INVALID)
+            room = MAX_ERRORS - len(preview.errors)
+            preview.errors.extend(RowError(row.line, c, r) for c, r in errors[:room])
+            return
+        if target is not None:
+            self.seen_ids.add(target)
+        if key is not None:
+            self.seen_keys.add(key)
+        if old is None:
+            preview.new += 1
+            preview.actions.append(NEW)
+        elif tuple(row.values[n] for n in self.compare) != old:
+            preview.changed += 1
+            preview.actions.append(CHANGED)
+            if row.id is None and target is not None:
+                preview.targets[len(preview.actions) - 1] = target
+        else:
+            preview.unchanged += 1
+            preview.actions.append(UNCHANGED)
+
+    def missing_references(
+        self, row: ParsedRow, existing: dict[str, set[int]]
+    ) -> list[tuple[str, str]]:
+        """Errors for references to rows that do not exist."""
+        errors = []
+        for name in self.references:
+            kind = self.svc.resource.field(name).kind
+            value = row.values[name]
+            if isinstance(kind, Reference) and value not in existing[name]:
+                target = kind.label_of_target
+                errors.append((name, f"There is no {target} with id {value}."))
+        return errors
+
+    def match(
+        self, row: ParsedRow, matched: dict[tuple[Any, ...], list[int]]
+    ) -> tuple[int | None, list[tuple[str, str]]]:
+        """Find the stored row a row without id stands for, by the match_on fields."""
+        ids = matched.get(self.key(row), [])
+        if len(ids) > 1:
+            reason = (
+                f"matches {len(ids)} existing {self.svc.resource.name};"
+                " add the id to choose one."
+            )
+            return None, [(",".join(self.match_on), reason)]
+        return (ids[0] if ids else None), []
+
+    def duplicates(
+        self, row: ParsedRow, target: int | None, key: int | None
+    ) -> list[tuple[str, str]]:
+        """Errors for a row that an earlier row of the file already covers."""
+        if target is not None and target in self.seen_ids:
+            if row.id is not None:
+                return [("id", f"id {target} appears more than once in the file.")]
+            reason = (
+                f"matches the same {self.svc.resource.singular} (id {target})"
+                " as an earlier line."
+            )
+            return [(",".join(self.match_on), reason)]
+        if row.id is None and key is not None and key in self.seen_keys:
+            return [(",".join(self.match_on), "repeats an earlier line of the file.")]
+        return []
+
+    def fixed_changes(
+        self, row: ParsedRow, old: tuple[Any, ...]
+    ) -> list[tuple[str, str]]:
+        """Errors for changes to fields that can be set once but not edited."""
+        errors = []
+        for name in self.fixed:
+            was = old[self.compare.index(name)]
+            if row.values[name] != was:
+                label = self.svc.resource.field(name).label
+                errors.append((name, f"{label} cannot be changed (it is {was})."))
+        return errors
+
+
+def preview_file(svc: CrudService, path: Path) -> Preview:
+    """Parse, validate and classify a CSV file without writing anything."""
+    with path.open("rb") as stream:
+        return _Classifier(svc).run(read_rows(svc, stream))
+
+
+def import_file(
+    svc: CrudService, path: Path, expected: dict[str, int] | None = None
+) -> Preview:
+    """Write every valid row of a CSV file in one transaction; return what was done.
+
+    The file is classified again inside the write transaction; if `expected`
+    counts are given and no longer hold (the table changed since the preview),
+    PreviewOutdated is raised and nothing is written.
+    """
+    editable = [f.name for f in svc.resource.fields if f.creatable and f.editable]
+    with svc.transaction():
+        preview = preview_file(svc, path)
+        if expected is not None and preview.counts != expected:
+            raise PreviewOutdated(preview)
+        inserts: list[dict[str, Any]] = []
+        updates: list[tuple[int, dict[str, Any]]] = []
+        with path.open("rb") as stream:
+            for index, row in enumerate(read_rows(svc, stream)):
+                action = preview.actions[index]
+                if action == NEW:
+                    extra = {"id": row.id} if row.id is not None else {}
+                    inserts.append({**extra, **row.values})
+                elif action == CHANGED:
+                    target = row.id if row.id is not None else preview.targets[index]
+                    updates.append((target, {n: row.values[n] for n in editable}))
+                if len(inserts) >= BATCH:
+                    svc.insert_many(inserts)
+                    inserts = []
+                if len(updates) >= BATCH:
+                    svc.update_many(updates)
+                    updates = []
+        svc.insert_many(inserts)
+        svc.update_many(updates)
+    return preview

@@ -1,0 +1,52 @@
+// The "Import CSV" page: upload progress, a size check before sending, and showing
+// the 413 message that htmx would otherwise drop as an error.
+"use strict";
+
+(() => {
+  const form = document.getElementById("import-form");
+  if (!form) return;
+  const progress = document.getElementById("import-progress");
+  const result = document.getElementById("import-result");
+
+  const say = (text) => {
+    const box = document.createElement("div");
+    box.className = "error-message";
+    box.setAttribute("role", "alert");
+    box.textContent = text;
+    result.replaceChildren(box);
+  };
+
+  // Refuse a file over the limit before uploading it (the server would too).
+  form.addEventListener("htmx:confirm", (event) => {
+    const file = form.querySelector('input[type="file"]').files[0];
+    const limit = Number(form.dataset.maxBytes);
+    if (file && limit && file.size > limit) {
+      event.preventDefault();
+      say(`This file is ${(file.size / 1048576).toFixed(1)} MB; the import limit is ` +
+        `${Math.round(limit / 1048576)} MB.`);
+    }
+  });
+
+  form.addEventListener("htmx:beforeRequest", () => {
+    progress.value = 0;
+    progress.hidden = false;
+  });
+  form.addEventListener("htmx:xhr:progress", (event) => {
+    if (event.detail.lengthComputable) {
+      progress.max = event.detail.total;
+      progress.value = event.detail.loaded;
+    }
+  });
+  form.addEventListener("htmx:afterRequest", () => {
+    progress.hidden = true;
+  });
+
+  // htmx swaps 2xx, 409 and 422 by configuration; the import's 413 carries a
+  // message too, so show it instead of dropping it.
+  form.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.xhr.status === 413) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+})();
