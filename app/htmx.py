@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit
+
 from flask import Flask, Request, Response
+from werkzeug.datastructures import MultiDict
 
 
 def is_htmx(request: Request) -> bool:
@@ -21,6 +24,30 @@ def is_partial(request: Request) -> bool:
         and request.headers.get("HX-Boosted") != "true"
         and request.headers.get("HX-History-Restore-Request") != "true"
     )
+
+
+def current_url(request: Request) -> tuple[str, MultiDict[str, str]]:
+    """Return the path and query arguments of the page htmx sent this request from.
+
+    ("", {}) when unknown, e.g. for a request that did not come from htmx.
+    """
+    if not is_htmx(request):
+        return "", MultiDict()
+    parts = urlsplit(request.headers.get("HX-Current-URL", ""))
+    return parts.path, MultiDict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def push_url(response: Response, url: str) -> Response:
+    """Have htmx push `url` to the address bar (and history) after the swap."""
+    response.headers["HX-Push-Url"] = url
+    return response
+
+
+def retarget(response: Response, selector: str, swap: str) -> Response:
+    """Have htmx swap this response into `selector` instead of the asked target."""
+    response.headers["HX-Retarget"] = selector
+    response.headers["HX-Reswap"] = swap
+    return response
 
 
 def _vary(response: Response) -> Response:
