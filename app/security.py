@@ -188,8 +188,11 @@ class SessionInterface(SecureCookieSessionInterface):
 
 def _configure_logging(app: Flask) -> None:
     """Put the request id in every line the app logs; log at INFO and above."""
-    if not any(isinstance(f, RequestIdFilter) for f in default_handler.filters):
-        default_handler.addFilter(RequestIdFilter())
+    # On the logger, so every handler (gunicorn's, pytest's) sees the id; on
+    # Flask's handler too, for records that reach it from elsewhere.
+    for target in (app.logger, default_handler):
+        if not any(isinstance(f, RequestIdFilter) for f in target.filters):
+            target.addFilter(RequestIdFilter())
     default_handler.setFormatter(logging.Formatter(LOG_FORMAT))
     if app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)
