@@ -149,13 +149,12 @@ def _gate() -> None:
             _refuse(READ_ONLY)
         if accounts_enabled() and not current_user.is_authenticated:
             _refuse(SIGN_IN)
+    # Werkzeug refuses a body over the limit (413) before reading it, when the
+    # CSRF check or the view first touches the form.
     view = current_app.view_functions.get(request.endpoint)
     key = getattr(view, "body_limit_config", None)
     if key:
         request.max_content_length = current_app.config[key]
-    limit = request.max_content_length
-    if limit is not None and (request.content_length or 0) > limit:
-        _refuse(too_large_message(limit), 413)
 
 
 def too_large_message(limit: int) -> str:
