@@ -70,18 +70,9 @@ def flask(args: list[str], env: dict[str, str]) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Serve the demo catalogue with gunicorn on a fresh SQLite file per module."""
-    tmp = tmp_path_factory.mktemp("server")
-    database_url = "sqlite:///" + str(tmp / "e2e.sqlite3")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "e2e-secret",
-    }
-    flask(["db", "upgrade"], env)
-    flask(["seed"], env)
+@contextlib.contextmanager
+def serve(tmp: Path, env: dict[str, str], database_url: str) -> Iterator[Server]:
+    """Run gunicorn (2 workers) on a free port with this environment."""
     port = free_port()
     log = open(tmp / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -107,6 +98,48 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Serve the demo catalogue with gunicorn on a fresh SQLite file per module."""
+    tmp = tmp_path_factory.mktemp("server")
+    database_url = "sqlite:///" + str(tmp / "e2e.sqlite3")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "e2e-secret",
+    }
+    flask(["db", "upgrade"], env)
+    flask(["seed"], env)
+    with serve(tmp, env, database_url) as running:
+        yield running
+
+
+ACCOUNT = ("ana", "e2e password 1")
+
+
+@pytest.fixture(scope="module")
+def account_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Like `server`, but with one account (ACCOUNT): writes need a sign-in."""
+    tmp = tmp_path_factory.mktemp("account-server")
+    database_url = "sqlite:///" + str(tmp / "e2e.sqlite3")
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "e2e-secret"}
+    flask(["db", "upgrade"], env)
+    flask(["seed"], env)
+    name, password = ACCOUNT
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "app", "users", "create", name]
+        + ["--password-stdin"],
+        cwd=ROOT,
+        env=env,
+        input=password + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    with serve(tmp, env, database_url) as running:
+        yield running
 
 
 def wait_until_up(url: str, proc: subprocess.Popen) -> None:
