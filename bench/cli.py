@@ -271,6 +271,14 @@ def serving(servers: Sequence[Server]) -> Iterator[None]:
 # ---------------------------------------------------------------- the plan
 
 
+# Which tools take the W5 edit, and the status that acknowledges it.
+PLANS = {
+    "reeltable": ("reeltable", 200),
+    "Flask-Admin": ("flask-admin", 200),
+    "sqlite-web": ("sqlite-web", 302),
+}
+
+
 @dataclass
 class Facts:
     """What the requests and checks need to know about the data."""
@@ -295,7 +303,7 @@ def tilde_encode(text: str) -> str:
     return "".join(out)
 
 
-def facts(reader: Reader, pool_size: int = 600, tools: int = 3) -> Facts:
+def facts(reader: Reader, pool_size: int = 600, tools: int = len(PLANS)) -> Facts:
     """Read the counts and keys the workloads use from the database itself."""
     movies = reader.query("SELECT count(*) FROM movies")[0][0]
     ratings = reader.query("SELECT count(*) FROM ratings")[0][0]
@@ -556,13 +564,6 @@ def peer_variants(workload: str, s: dict[str, Server], f: Facts) -> list[W.Varia
     raise ValueError(workload)
 
 
-PLANS = {
-    "reeltable": ("reeltable", 200),
-    "Flask-Admin": ("flask-admin", 200),
-    "sqlite-web": ("sqlite-web", 302),
-}
-
-
 def run_workloads(
     which: Sequence[str],
     variants_for,
@@ -614,10 +615,13 @@ def run_workloads(
             )
         elif workload == "W5":
             triples = []
-            for k, v in enumerate(variants):
+            pools = iter(f.edit_pools)  # each tool edits movies no other tool touches
+            for v in variants:
                 kind, ok = PLANS.get(v.tool, ("", 0))
-                plan = W.EditPlan(kind, ok) if kind else None
-                triples.append((v, plan, f.edit_pools[k % len(f.edit_pools)]))
+                if kind and not v.unsupported:
+                    triples.append((v, W.EditPlan(kind, ok), next(pools)))
+                else:
+                    triples.append((v, None, []))
             out += W.edits(
                 triples,
                 reader,

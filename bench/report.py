@@ -24,6 +24,7 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("p95_ms", "p95", "ms"),
         ("rps", "updates/s", ""),
         ("lost", "lost", ""),
+        ("failed", "failed", ""),
         ("http_5xx", "5xx", ""),
     ],
     "W6": [
