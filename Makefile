@@ -7,7 +7,7 @@ PORT ?= 5000
 FLASK := $(BIN)/flask --app app
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: help install db run serve test test-postgres lint format clean bench
+.PHONY: help install db run serve test test-postgres lint format clean bench stress
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -52,6 +52,9 @@ format: $(VENV)/.installed-test ## Apply ruff's fixes and formatting
 
 bench: $(VENV)/.installed ## Measure reeltable against Datasette, Flask-Admin, sqlite-web (BENCH_ARGS=--quick)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+stress: $(VENV)/.installed ## Load + kill -9 test, SQLite then PostgreSQL (STRESS_ARGS=--seconds 60)
+	$(BIN)/python -m bench.stress $(STRESS_ARGS)
 
 clean: ## Remove the virtualenv and caches (keeps instance/ and its database)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,525 @@
+"""Load and fault test: gunicorn with several workers, concurrent clients, kill -9.
+
+    python -m bench.stress [--seconds 60] [--clients 8] [--workers 4] [--db both]
+
+For SQLite, then PostgreSQL (a dedicated database, reeltable_stress, created and
+dropped here), it serves the demo catalogue with gunicorn and runs N clients
+that mix reads with cell edits (PATCH with the row version; 409s are expected
+and counted) and rating inserts. It prints requests served, the 5xx count and
+lost updates: every acknowledged write must be in the database afterwards, and
+no two acknowledged edits of a row may claim the same version. Then a crash
+test: kill -9 the whole server mid write-storm, restart it, run PRAGMA
+integrity_check (SQLite) and check every write acknowledged before the kill.
+Traffic goes only to 127.0.0.1. Exits 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_DATABASE = "reeltable_stress"
+WRITE_SHARE = 0.4  # of requests; the rest are reads
+HOT_ROWS = 20  # edits concentrate on a few movies, so conflicts really happen
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+ROW_VERSION = re.compile(r"/movies/(\d+)/cells/\w+/edit\?version=(\d+)")
+FORM_VERSION = re.compile(r'name="version" value="(\d+)"')
+
+
+# ---------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def flask(args: list[str], env: dict[str, str]) -> None:
+    """Run a `flask --app app` command (migrations, seed)."""
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "app", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+@dataclass
+class Server:
+    """A gunicorn process group serving reeltable."""
+
+    env: dict[str, str]
+    workers: int
+    log: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start gunicorn in its own process group and wait until it answers."""
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    "--no-control-socket",
+                    "--workers",
+                    str(self.workers),
+                    "--bind",
+                    f"{HOST}:{self.port}",
+                    "--timeout",
+                    "60",
+                    "app:create_app()",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # so kill -9 reaches every worker
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"gunicorn exited; see {self.log}")
+            with contextlib.suppress(OSError):
+                status, _, _ = request(self.port, "GET", "/movies")
+                if status == 200:
+                    return
+            time.sleep(0.1)
+        raise SystemExit(f"gunicorn did not answer; see {self.log}")
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM) and wait."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def kill9(self) -> None:
+        """SIGKILL the master and every worker at once, as a crash would."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str, dict[str, str]]:
+    """One HTTP request to the server on loopback; return status, text, headers."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        data = urlencode(body) if body is not None else None
+        sent = dict(headers or {})
+        if data is not None:
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, path, body=data, headers=sent)
+        response = conn.getresponse()
+        text = response.read().decode("utf-8", "replace")
+        return response.status, text, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- the clients
+
+
+@dataclass
+class Tally:
+    """What all clients saw and which writes the server acknowledged."""
+
+    statuses: Counter = field(default_factory=Counter)
+    kinds: Counter = field(default_factory=Counter)
+    errors: int = 0
+    # (movie id, version after the edit, director written)
+    edits: list[tuple[int, int, str]] = field(default_factory=list)
+    inserts: list[str] = field(default_factory=list)  # acknowledged rating authors
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Client(threading.Thread):
+    """One visitor: a session with its CSRF token, sending requests until told."""
+
+    def __init__(
+        self,
+        number: int,
+        port: int,
+        hot: dict[int, int],
+        tally: Tally,
+        stop: threading.Event,
+        writes_only: bool = False,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.number = number
+        self.port = port
+        self.versions = dict(hot)
+        self.tally = tally
+        self.stop_event = stop
+        self.writes_only = writes_only
+        self.rng = random.Random(number)
+        self.cookie = ""
+        self.token = ""
+        self.seq = 0
+
+    def send(
+        self, method: str, path: str, body: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        """Send as this visitor (cookie, CSRF token, htmx header, same origin)."""
+        headers = {"HX-Request": "true", "Origin": f"http://{HOST}:{self.port}"}
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        if method != "GET":
+            headers["X-CSRFToken"] = self.token
+        status, text, got = request(self.port, method, path, body, headers)
+        if "set-cookie" in got:
+            self.cookie = got["set-cookie"].split(";", 1)[0]
+        return status, text
+
+    def sign_on(self) -> None:
+        """Load a page to get a session and its CSRF token."""
+        status, text, got = request(self.port, "GET", "/login")
+        self.cookie = got["set-cookie"].split(";", 1)[0]
+        match = CSRF_META.search(text)
+        assert status == 200 and match, "no CSRF token on /login"
+        self.token = match.group(1)
+
+    def run(self) -> None:
+        """Loop until stopped: reads, edits and inserts in a fixed mix."""
+        try:
+            self.sign_on()
+        except OSError:
+            with self.tally.lock:
+                self.tally.errors += 1
+            return
+        while not self.stop_event.is_set():
+            roll = self.rng.random()
+            try:
+                if self.writes_only or roll < WRITE_SHARE:
+                    # Of the writes, most are cell edits, some are new ratings.
+                    kind = "edit" if self.rng.random() < 0.8 else "insert"
+                    status = self.edit() if kind == "edit" else self.insert()
+                else:
+                    kind = "read"
+                    status = self.read()
+            except OSError:
+                # The server went away (the crash test) or refused a connection.
+                with self.tally.lock:
+                    self.tally.errors += 1
+                if self.stop_event.is_set():
+                    return
+                continue
+            with self.tally.lock:
+                self.tally.statuses[status] += 1
+                self.tally.kinds[kind] += 1
+
+    def read(self) -> int:
+        """A page, a search, a sort, the ratings table or one movie's ratings."""
+        movie = self.rng.choice(list(self.versions))
+        path = self.rng.choice(
+            [
+                f"/movies?page={self.rng.randint(1, 6)}",
+                f"/movies?q={self.rng.choice(['the', 'star', 'ma', 'god'])}",
+                "/movies?sort=-rating,name&per_page=100",
+                f"/ratings?page={self.rng.randint(1, 10)}",
+                f"/movies/{movie}/ratings",
+            ]
+        )
+        status, _ = self.send("GET", path)
+        return status
+
+    def edit(self) -> int:
+        """PATCH a hot movie's director with the version this client last saw."""
+        movie = self.rng.choice(list(self.versions))
+        self.seq += 1
+        value = f"stress c{self.number} n{self.seq}"
+        body = {"director": value, "version": str(self.versions[movie])}
+        status, text = self.send("PATCH", f"/movies/{movie}", body)
+        if status == 200:
+            found = ROW_VERSION.search(text)
+            assert found and int(found.group(1)) == movie, "no version in the row"
+            version = int(found.group(2))
+            self.versions[movie] = version
+            with self.tally.lock:
+                self.tally.edits.append((movie, version, value))
+        elif status == 409:
+            found = FORM_VERSION.search(text)
+            if found:  # the conflict shows the stored version: take it
+                self.versions[movie] = int(found.group(1))
+        return status
+
+    def insert(self) -> int:
+        """Add a rating with a unique author, under a hot movie."""
+        movie = self.rng.choice(list(self.versions))
+        self.seq += 1
+        author = f"stress-{self.number}-{self.seq}"
+        body = {"rating": str(self.rng.randint(1, 10)), "author": author}
+        status, _ = self.send("POST", f"/movies/{movie}/ratings", body)
+        if status == 200:
+            with self.tally.lock:
+                self.tally.inserts.append(author)
+        return status
+
+
+def run_clients(
+    port: int,
+    hot: dict[int, int],
+    n: int,
+    seconds: float,
+    writes_only: bool = False,
+    on_the_way: float | None = None,
+    action: object = None,
+) -> Tally:
+    """Run n clients for `seconds` (or call `action` after `on_the_way` s)."""
+    tally = Tally()
+    stop = threading.Event()
+    clients = [Client(i, port, hot, tally, stop, writes_only) for i in range(n)]
+    for c in clients:
+        c.start()
+    if on_the_way is not None and callable(action):
+        time.sleep(on_the_way)
+        action()
+        time.sleep(0.5)  # let clients see the connection errors
+    else:
+        time.sleep(seconds)
+    stop.set()
+    for c in clients:
+        c.join(timeout=60)
+    return tally
+
+
+# ---------------------------------------------------------------- checks
+
+
+def hot_rows(url: str) -> dict[int, int]:
+    """The ids and versions of the movies the clients will fight over."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT id, version FROM movies ORDER BY id LIMIT :n"),
+            {"n": HOT_ROWS},
+        ).all()
+    engine.dispose()
+    return {int(i): int(v) for i, v in rows}
+
+
+def lost_writes(url: str, tally: Tally, initial: dict[int, int]) -> tuple[int, int]:
+    """Count (lost edits, missing inserts) against the database's final state.
+
+    An edit is lost if two acknowledged edits of a row claim the same version (one
+    silently overwrote the other), or if the newest acknowledged edit of a row is
+    not what is stored (nothing newer may have been acknowledged or stored).
+    """
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        stored = {
+            int(i): (int(v), d)
+            for i, v, d in conn.execute(
+                sa.text(
+                    "SELECT id, version, director FROM movies WHERE id IN :ids"
+                ).bindparams(sa.bindparam("ids", expanding=True)),
+                {"ids": list(initial)},
+            )
+        }
+        authors = set(
+            conn.execute(
+                sa.text("SELECT author FROM ratings WHERE author LIKE 'stress-%'")
+            ).scalars()
+        )
+    engine.dispose()
+    lost = 0
+    newest: dict[int, tuple[int, str]] = {}
+    claimed: Counter = Counter()
+    for movie, version, value in tally.edits:
+        claimed[(movie, version)] += 1
+        if movie not in newest or version > newest[movie][0]:
+            newest[movie] = (version, value)
+    lost += sum(count - 1 for count in claimed.values() if count > 1)
+    for movie, (version, value) in newest.items():
+        now_version, now_value = stored[movie]
+        if now_version < version or (now_version == version and now_value != value):
+            lost += 1
+    missing = sum(1 for author in tally.inserts if author not in authors)
+    return lost, missing
+
+
+def integrity(url: str) -> str:
+    """PRAGMA integrity_check on SQLite; PostgreSQL recovers from its WAL."""
+    if not url.startswith("sqlite"):
+        return "n/a (PostgreSQL)"
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        result = conn.exec_driver_sql("PRAGMA integrity_check").scalar()
+    engine.dispose()
+    return str(result)
+
+
+# ---------------------------------------------------------------- databases
+
+
+@contextlib.contextmanager
+def sqlite_database(tmp: Path) -> Iterator[str]:
+    """A fresh SQLite file in a temporary folder."""
+    yield "sqlite:///" + str(tmp / "stress.sqlite3")
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """Create the dedicated stress database, and drop it afterwards."""
+    admin = sa.create_engine(
+        admin_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {PG_DATABASE}")
+    base = sa.engine.make_url(admin_url).set(database=PG_DATABASE)
+    try:
+        yield base.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        admin.dispose()
+
+
+def sa_url(url: str) -> str:
+    """The URL SQLAlchemy should use here (psycopg 3 for PostgreSQL)."""
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+# ---------------------------------------------------------------- the runs
+
+
+def stress(label: str, url: str, tmp: Path, args: argparse.Namespace) -> bool:
+    """Run the load test and the crash test on one database; print; True if ok."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": "stress-secret",
+        "READ_ONLY": "",
+    }
+    flask(["db", "upgrade"], env)
+    flask(["seed"], env)
+    server = Server(env, args.workers, tmp / f"gunicorn-{label.lower()}.log")
+    hot = hot_rows(sa_url(url))
+
+    server.start()
+    started = time.monotonic()
+    tally = run_clients(server.port, hot, args.clients, args.seconds)
+    elapsed = time.monotonic() - started
+    server.stop()
+    served = sum(tally.statuses.values())
+    five = sum(n for s, n in tally.statuses.items() if s >= 500)
+    lost, missing = lost_writes(sa_url(url), tally, hot)
+    codes = ", ".join(f"{s}: {n:,}" for s, n in sorted(tally.statuses.items()))
+    print(
+        f"{label}: gunicorn {args.workers} workers, {args.clients} clients, "
+        f"{args.seconds:g} s"
+    )
+    print(f"  requests served      {served:,} ({served / elapsed:,.0f}/s)")
+    print(
+        f"  mix                  reads {tally.kinds['read']:,}, "
+        f"edits {tally.kinds['edit']:,}, inserts {tally.kinds['insert']:,}"
+    )
+    print(f"  statuses             {codes}")
+    print(f"  5xx                  {five}")
+    print(f"  connection errors    {tally.errors}")
+    print(
+        f"  lost updates         {lost + missing} "
+        f"(acknowledged: {len(tally.edits):,} edits on {len(hot)} rows, "
+        f"{len(tally.inserts):,} inserts)"
+    )
+
+    # Crash: a write storm, kill -9 the master and workers, restart, check.
+    hot = hot_rows(sa_url(url))
+    crash = Server(env, args.workers, server.log)
+    crash.start()
+    storm = run_clients(
+        crash.port,
+        hot,
+        args.clients,
+        0,
+        writes_only=True,
+        on_the_way=args.crash_after,
+        action=crash.kill9,
+    )
+    crash.start()  # restart on the same files
+    status, _, _ = request(crash.port, "GET", "/movies")
+    crash.stop()
+    check = integrity(sa_url(url))
+    crash_lost, crash_missing = lost_writes(sa_url(url), storm, hot)
+    acked = len(storm.edits) + len(storm.inserts)
+    print(f"  crash test           kill -9 after {args.crash_after:g} s of writes")
+    print(f"    acknowledged       {acked:,} writes before the kill")
+    print(f"    after restart      GET /movies {status}")
+    print(f"    integrity_check    {check}")
+    print(f"    missing writes     {crash_lost + crash_missing}")
+    ok = (
+        five == 0
+        and lost + missing == 0
+        and served > 0
+        and status == 200
+        and check in ("ok", "n/a (PostgreSQL)")
+        and crash_lost + crash_missing == 0
+        and sum(n for s, n in storm.statuses.items() if s >= 500) == 0
+    )
+    print(f"  result               {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, run SQLite then PostgreSQL, exit 0 only if all passed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--crash-after", type=float, default=5.0)
+    parser.add_argument(
+        "--db", choices=["sqlite", "postgresql", "both"], default="both"
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("STRESS_PG_URL", PG_ADMIN_URL),
+        help=f"server to create the {PG_DATABASE} database on",
+    )
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= 3600 or not 1 <= args.clients <= 64:
+        parser.error("--seconds must be in (0, 3600] and --clients in [1, 64]")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="reeltable-stress-") as folder:
+        tmp = Path(folder)
+        if args.db in ("sqlite", "both"):
+            with sqlite_database(tmp) as url:
+                ok &= stress("SQLite", url, tmp, args)
+        if args.db in ("postgresql", "both"):
+            with postgres_database(args.pg_url) as url:
+                ok &= stress("PostgreSQL", url, tmp, args)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
