@@ -57,6 +57,7 @@ function finishEdit(input, { next = null, keyboard = false, cancel = false } = {
   pending.set(row.id, { open: next, focus: keyboard && !next ? cell.dataset.field : null });
   if (!cancel && input.value !== input.dataset.original) {
     form.dataset.state = "saving";
+    htmx.process(form); // wired up already unless a swap is still settling
     form.requestSubmit();
   } else {
     form.dataset.state = "cancelling";
@@ -134,7 +135,9 @@ document.addEventListener("focusout", (event) => {
   const input = event.target;
   if (!input.matches || !input.matches(`${EDITOR} input[name]:not([type="hidden"])`)) return;
   if (!input.isConnected || !document.hasFocus()) return;
-  if (event.relatedTarget && input.form.contains(event.relatedTarget)) return;
+  const to = event.relatedTarget;
+  // Into its own form, or onto a message (say, dismissing a failed save's error).
+  if (to && (input.form.contains(to) || to.closest("#toasts"))) return;
   finishEdit(input);
 });
 
@@ -157,7 +160,8 @@ function gridKey(event, cell) {
     event.preventDefault();
     if (cell.dataset.editUrl) openCell(cell);
     else {
-      const control = cell.querySelector("button, a[href], input");
+      const controls = cell.querySelectorAll("button, a[href], input:not([type=hidden])");
+      const control = [...controls].find((el) => el.offsetParent !== null);
       if (control) control.focus();
     }
     return;
@@ -203,9 +207,9 @@ function ensureTabStops(root) {
   }
 }
 
+// Only the cells themselves: the buttons inside cells keep their own tab stops.
 document.addEventListener("focusin", (event) => {
-  const cell = event.target.closest && event.target.closest("td");
-  if (cell && cell.matches(GRID_CELL)) setTabStop(cell);
+  if (event.target.matches && event.target.matches(GRID_CELL)) setTabStop(event.target);
 });
 
 // ------------------------------------------------------------------ expandable rows

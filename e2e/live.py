@@ -1,0 +1,45 @@
+"""Helpers the live-table journeys share: find rows, open views, read the database."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from playwright.sync_api import Locator, Page, expect
+
+from e2e.conftest import Server
+
+
+def movie_id(server: Server, name: str) -> int:
+    """The id of the (first) movie with this name."""
+    ((found,),) = server.query(
+        "SELECT min(id) FROM movies WHERE name = :name", name=name
+    )
+    assert found is not None, f"no movie called {name!r}"
+    return int(found)
+
+
+def movie(server: Server, movie_id: int) -> tuple | None:
+    """(name, director, rating, version) of a movie as stored, or None."""
+    found = server.query(
+        "SELECT name, director, rating, version FROM movies WHERE id = :id", id=movie_id
+    )
+    return found[0] if found else None
+
+
+def show_movie(page: Page, server: Server, name: str) -> Locator:
+    """Open the movie table searched down to `name`; return that movie's row."""
+    row_id = movie_id(server, name)
+    page.goto(f"{server.url}/movies?q={quote(name)}")
+    row = page.locator(f"#movie-{row_id}")
+    expect(row).to_be_visible()
+    return row
+
+
+def cell(row: Locator, field: str) -> Locator:
+    """A cell of a row by its field name."""
+    return row.locator(f':scope > td[data-field="{field}"]')
+
+
+def accept_dialogs(page: Page) -> None:
+    """Say yes to every confirm() (the delete confirmation)."""
+    page.on("dialog", lambda dialog: dialog.accept())

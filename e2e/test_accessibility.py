@@ -1,0 +1,74 @@
+"""Journey: axe-core finds no serious or critical problem on the tables' screens.
+
+axe-core is vendored in e2e/vendor (MPL-2.0, see axe-LICENSE.txt). Our CSP forbids
+inline scripts, which is how Playwright injects one, so these pages run in a
+context that bypasses the CSP; the app's pages are unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from e2e.conftest import Server
+from e2e.live import cell, movie_id
+
+AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
+
+
+@pytest.fixture
+def audited(browser: Browser) -> Iterator[Page]:
+    """A page that may have axe-core injected."""
+    context = browser.new_context(bypass_csp=True)
+    yield context.new_page()
+    context.close()
+
+
+def serious_violations(page: Page) -> list[str]:
+    """Run axe on the page; describe each serious or critical violation."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => await axe.run(document, {resultTypes: ['violations']})"
+    )
+    found = []
+    for violation in result["violations"]:
+        if violation["impact"] in ("serious", "critical"):
+            targets = [n["target"] for n in violation["nodes"][:3]]
+            found.append(f"{violation['id']} ({violation['impact']}): {targets}")
+    return found
+
+
+def test_movies_page(audited: Page, server: Server) -> None:
+    audited.goto(server.url + "/movies")
+    expect(audited.locator("#movie-rows > tr.data-row")).to_have_count(50)
+    assert serious_violations(audited) == []
+
+
+def test_expanded_ratings_row_editor_and_errors(audited: Page, server: Server) -> None:
+    row_id = movie_id(server, "Amadeus")
+    audited.goto(server.url + "/movies?q=amadeus")
+    row = audited.locator(f"#movie-{row_id}")
+    row.get_by_role("button", name="Show ratings for Amadeus").click()
+    child = audited.locator(f"#movie-{row_id}-ratings")
+    expect(child).to_be_visible()
+    # With an add form showing its errors and a cell editor open, too.
+    child.get_by_role("button", name="Add rating").click()
+    expect(child.get_by_role("alert").first).to_be_visible()
+    cell(row, "director").click()
+    expect(row.get_by_role("textbox", name="Director")).to_be_focused()
+    assert serious_violations(audited) == []
+
+
+def test_ratings_page(audited: Page, server: Server) -> None:
+    audited.goto(server.url + "/ratings?sort=-rating")
+    expect(audited.locator("#rating-rows > tr.data-row").first).to_be_visible()
+    assert serious_violations(audited) == []
+
+
+def test_no_js_edit_page(audited: Page, server: Server) -> None:
+    audited.goto(server.url + f"/movies/{movie_id(server, 'Heat')}/edit")
+    expect(audited.get_by_role("button", name="Save")).to_be_visible()
+    assert serious_violations(audited) == []
