@@ -100,6 +100,8 @@ class Rating(Timestamped, Base):
         _nonblank("author", AUTHOR_MAX),
         _nonblank("movie_name", NAME_MAX),
         sa.Index("ix_ratings_movie_id_id", "movie_id", "id"),
+        # Covers a page's per-movie count and average (CrudService.summaries).
+        sa.Index("ix_ratings_movie_id_rating", "movie_id", "rating"),
         sa.Index("ix_ratings_rating_id", "rating", "id"),
         sa.Index("ix_ratings_author_id", func.lower(sa.text("author")), "id"),
         sa.Index("ix_ratings_movie_name_id", func.lower(sa.text("movie_name")), "id"),

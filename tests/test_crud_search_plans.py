@@ -104,3 +104,27 @@ def test_common_words_walk_the_sort_index_rare_ones_do_not(movies: CrudService) 
     # Two-letter searches have no trigram index to walk with.
     short = movies.parse_query({"q": "st", "sort": "-rating"})
     assert movies._walk_sort_index(short, 300, 400) is False
+
+
+def test_summaries_are_read_from_a_covering_index(movies: CrudService) -> None:
+    # Issue 5: a page's rating count and average must not read rating rows.
+    summary = MOVIES.summaries[0]
+    table = summary.child.__table__
+    covering = [
+        [c.name for c in index.columns]
+        for index in table.indexes
+        if [c.name for c in index.columns] == [summary.foreign_key, summary.value]
+    ]
+    assert covering
+    names = {
+        r[0]
+        for r in db.session.execute(
+            db.text(
+                "SELECT name FROM sqlite_master WHERE type = 'index'"
+                if db.engine.dialect.name == "sqlite"
+                else "SELECT indexname FROM pg_indexes"
+                " WHERE schemaname = current_schema()"
+            )
+        )
+    }
+    assert "ix_ratings_movie_id_rating" in names
