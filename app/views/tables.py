@@ -363,12 +363,10 @@ class TableViews:
         return self.table.resource.field(name)
 
     @staticmethod
-    def version(raw: str | None, required: bool = True) -> int | None:
-        """Parse the row version a form or link carries (400 if malformed)."""
-        if raw is None or raw == "":
-            if required:
-                raise BadRequest("The row version is missing; reload the page.")
-            return None
+    def version(raw: str | None) -> int:
+        """Parse the row version a form or link carries (400 if missing or bad)."""
+        if not raw:
+            raise BadRequest("The row version is missing; reload the page.")
         if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
             raise BadRequest("The row version must be a whole number.")
         return int(raw)
@@ -435,13 +433,13 @@ class TableViews:
         column = self.field_or_404(field)
         row = self.service().get(row_id)
         # The version the page showed, so a save after someone else's is caught.
-        seen = self.version(request.args.get("version"), required=False)
+        seen = request.args.get("version")
         return self.render(
             "partials/table_cell_edit.html",
             row=row,
             field=column,
             value=getattr(row, field),
-            version=row.version if seen is None else seen,
+            version=self.version(seen) if seen is not None else row.version,
             error=None,
             nested=self.nested(),
         )
@@ -454,7 +452,7 @@ class TableViews:
         data = self.changes(request.form)
         shown = [name for name in data if self.table.editable(name)]
         try:
-            row = svc.update(row_id, data, version)  # type: ignore[arg-type]
+            row = svc.update(row_id, data, version)
         except ValidationError as exc:
             field = next(
                 (n for n in shown if n in exc.errors), shown[0] if shown else None
@@ -720,14 +718,14 @@ class TableViews:
             if f.editable
         }
         try:
-            row = svc.update(row_id, data, version)  # type: ignore[arg-type]
+            row = svc.update(row_id, data, version)
         except ValidationError as exc:
             return self.edit_page(
                 svc.get(row_id),
                 version,
                 data,
                 exc.errors,
-                422,  # type: ignore[arg-type]
+                422,
             )
         except Conflict as exc:
             current = exc.current if exc.current is not None else svc.get(row_id)
