@@ -22,11 +22,13 @@ def create_app(
         static_folder=str(ROOT / "static"),
     )
 
-    from app import accounts, cli, htmx, security, views
+    from app import accounts, cli, compression, htmx, security, views
     from app.config import configure
     from app.db import db, migrate
 
     configure(app, test_config)
+    # First: after-request hooks run in reverse, so compression sees the final body.
+    compression.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     htmx.init_app(app)
