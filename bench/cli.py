@@ -342,9 +342,11 @@ def contains(needle: str) -> W.Callable:
     """A response check: the body must contain needle."""
 
     def check(resp) -> str | None:
-        return (
-            None if needle.encode() in resp.body else f"{needle!r} not in the response"
-        )
+        try:
+            body = resp.decoded()
+        except (ImportError, ValueError, OSError) as exc:
+            return f"cannot decode the response: {exc}"
+        return None if needle.encode() in body else f"{needle!r} not in the response"
 
     return check
 
@@ -424,7 +426,7 @@ def peer_variants(workload: str, s: dict[str, Server], f: Facts) -> list[W.Varia
                 "sqlite-web",
                 "buffered",
                 sw,
-                [Req("POST", "/ratings/export/", W.FORM, form)],
+                [Req("POST", "/ratings/export/", W.FORM_IDENTITY, form)],
             ),
         ]
     if workload == "W2":
@@ -435,22 +437,43 @@ def peer_variants(workload: str, s: dict[str, Server], f: Facts) -> list[W.Varia
                 "Datasette",
                 "JSON",
                 ds,
-                [Req("GET", q("/bench/movies.json", **where, _nosuggest=1))],
+                [
+                    Req(
+                        "GET",
+                        q("/bench/movies.json", **where, _nosuggest=1),
+                        W.BROWSER_ENCODINGS,
+                    )
+                ],
             ),
             W.Variant(
-                "Datasette", "HTML", ds, [Req("GET", q("/bench/movies", **where))]
+                "Datasette",
+                "HTML",
+                ds,
+                [Req("GET", q("/bench/movies", **where), W.BROWSER_ENCODINGS)],
             ),
             W.Variant(
                 "Flask-Admin",
                 "",
                 fa,
-                [Req("GET", q("/admin/movie/", search="star", sort=3, desc=1))],
+                [
+                    Req(
+                        "GET",
+                        q("/admin/movie/", search="star", sort=3, desc=1),
+                        W.BROWSER_ENCODINGS,
+                    )
+                ],
             ),
             W.Variant(
                 "sqlite-web",
                 "SQL console",
                 sw,
-                [Req("GET", q("/movies/query/", sql=sql, count=1))],
+                [
+                    Req(
+                        "GET",
+                        q("/movies/query/", sql=sql, count=1),
+                        W.BROWSER_ENCODINGS,
+                    )
+                ],
             ),
         ]
     if workload == "W3":
@@ -462,27 +485,45 @@ def peer_variants(workload: str, s: dict[str, Server], f: Facts) -> list[W.Varia
                 "Datasette",
                 "JSON, keyset",
                 ds,
-                [Req("GET", q("/bench/movies.json", **keyset, _nosuggest=1))],
+                [
+                    Req(
+                        "GET",
+                        q("/bench/movies.json", **keyset, _nosuggest=1),
+                        W.BROWSER_ENCODINGS,
+                    )
+                ],
                 check=check,
             ),
             W.Variant(
                 "Datasette",
                 "HTML, keyset",
                 ds,
-                [Req("GET", q("/bench/movies", **keyset))],
+                [Req("GET", q("/bench/movies", **keyset), W.BROWSER_ENCODINGS)],
                 check=check,
             ),
             W.Variant(
                 "Flask-Admin",
                 "",
                 fa,
-                [Req("GET", q("/admin/movie/", sort=1, page=page - 1))],
+                [
+                    Req(
+                        "GET",
+                        q("/admin/movie/", sort=1, page=page - 1),
+                        W.BROWSER_ENCODINGS,
+                    )
+                ],
             ),
             W.Variant(
                 "sqlite-web",
                 "OFFSET",
                 sw,
-                [Req("GET", q("/movies/content/", ordering=2, page=page))],
+                [
+                    Req(
+                        "GET",
+                        q("/movies/content/", ordering=2, page=page),
+                        W.BROWSER_ENCODINGS,
+                    )
+                ],
             ),
         ]
     if workload == "W4":
@@ -492,7 +533,11 @@ def peer_variants(workload: str, s: dict[str, Server], f: Facts) -> list[W.Varia
                 "JSON",
                 ds,
                 [
-                    Req("GET", q("/bench/ratings.json", movie_id=i, _nosuggest=1))
+                    Req(
+                        "GET",
+                        q("/bench/ratings.json", movie_id=i, _nosuggest=1),
+                        W.BROWSER_ENCODINGS,
+                    )
                     for i in f.ratings_ids
                 ],
             ),
@@ -500,7 +545,10 @@ def peer_variants(workload: str, s: dict[str, Server], f: Facts) -> list[W.Varia
                 "Flask-Admin",
                 "",
                 fa,
-                [Req("GET", q("/admin/rating/", flt0_0=i)) for i in f.ratings_ids],
+                [
+                    Req("GET", q("/admin/rating/", flt0_0=i), W.BROWSER_ENCODINGS)
+                    for i in f.ratings_ids
+                ],
             ),
             W.Variant(
                 "sqlite-web",

@@ -6,9 +6,11 @@ servers) and hands back bodies exactly as sent, so compressed sizes are real.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import multiprocessing
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +43,25 @@ class Resp:
     def header(self, name: str) -> str:
         """Return a response header (case-insensitive) or ""."""
         return self.headers.get(name.lower(), "")
+
+    def decoded(self) -> bytes:
+        """The body with its Content-Encoding undone (gzip, deflate, br, zstd)."""
+        encoding = self.header("content-encoding")
+        if encoding in ("", "identity"):
+            return self.body
+        if encoding == "gzip":
+            return gzip.decompress(self.body)
+        if encoding == "deflate":
+            return zlib.decompress(self.body)
+        if encoding == "br":
+            import brotli
+
+            return brotli.decompress(self.body)
+        if encoding == "zstd":
+            from backports import zstd
+
+            return zstd.decompress(self.body)
+        raise ValueError(f"unknown Content-Encoding {encoding!r}")
 
 
 @dataclass

@@ -22,9 +22,12 @@ from bench.dataset import Reader
 from bench.servers import RssSampler, Server
 from bench.stats import summarize
 
-HX = (("HX-Request", "true"),)
+# What Chrome sends: W2-W6 ask for compression as a browser would (W1 does not,
+# so rows can be counted as they stream).
 BROWSER_ENCODINGS = (("Accept-Encoding", "gzip, deflate, br, zstd"),)
-FORM = (("Content-Type", "application/x-www-form-urlencoded"),)
+HX = (("HX-Request", "true"), *BROWSER_ENCODINGS)
+FORM_IDENTITY = (("Content-Type", "application/x-www-form-urlencoded"),)
+FORM = (*FORM_IDENTITY, *BROWSER_ENCODINGS)
 NOT_THERE = (404, 405, 501)
 
 
@@ -604,7 +607,7 @@ def first_load(
                 )
                 total = html_bytes
                 base = v.reqs[0].path
-                for url in assets_of(page.body):
+                for url in assets_of(page.decoded()):
                     path = urllib.parse.urljoin(base, url)
                     asset = c.send(Req("GET", path, BROWSER_ENCODINGS))
                     r.metrics["assets"][url] = {
