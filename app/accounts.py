@@ -17,7 +17,8 @@ from flask import Flask, g
 from flask.cli import AppGroup
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager, UserMixin
+from flask_login import LoginManager, UserMixin, current_user
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.crud import _FORBIDDEN_CHARS
@@ -171,6 +172,16 @@ def delete_command(name: str) -> None:
         click.echo("No users left: anyone can write again.")
 
 
+def _signed_in_values() -> dict[str, dict[str, str]]:
+    """Form defaults from the signed-in user: a new rating's author is their name."""
+    try:
+        if current_user.is_authenticated:
+            return {"signed_in_values": {"author": current_user.name}}
+    except SQLAlchemyError:
+        pass  # an error page while the database is down: no defaults
+    return {"signed_in_values": {}}
+
+
 def init_app(app: Flask) -> None:
     """Wire Flask-Login, the rate limiter, the sign-in pages and the CLI."""
     from app.views import auth
@@ -179,4 +190,5 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     limiter.init_app(app)
     app.register_blueprint(auth.bp)
+    app.context_processor(_signed_in_values)
     app.cli.add_command(users_cli)

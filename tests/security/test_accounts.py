@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.config import env_overrides
 from app.db import db
 from app.models import User
 from app.security import can_write
@@ -366,3 +370,98 @@ def test_can_write_flag_follows_the_rules(
     read_only = build_app(database_url, tmp_path / "ro", READ_ONLY=True)
     assert can_write_for(read_only.test_client()) is False
     dispose(read_only)
+
+
+# ---------------------------------------------------------------- the rating form
+
+
+def test_rating_author_defaults_to_the_signed_in_user(
+    app: Flask, visitor: Visitor
+) -> None:
+    from tests.security.test_corpus import seed
+
+    movie = seed(app)["movie"]
+    add_user(app, "Ana Lima")
+    visitor.sign_in("ana lima")
+    form = visitor.send("GET", f"/movies/{movie}/ratings", htmx=True)
+    assert 'name="author" value="Ana Lima"' in form.get_data(as_text=True)
+    added = visitor.send(
+        "POST",
+        f"/movies/{movie}/ratings",
+        htmx=True,
+        data={"rating": "8", "author": "Ana Lima"},
+    )
+    assert added.status_code == 200
+    # The fresh form after an add keeps the default too.
+    assert 'name="author" value="Ana Lima"' in added.get_data(as_text=True)
+
+
+def test_rating_author_is_blank_without_accounts(app: Flask, visitor: Visitor) -> None:
+    from tests.security.test_corpus import seed
+
+    movie = seed(app)["movie"]
+    form = visitor.send("GET", f"/movies/{movie}/ratings", htmx=True)
+    assert 'name="author" value=""' in form.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_hardening_settings_from_the_environment() -> None:
+    found = env_overrides(
+        {
+            "READ_ONLY": "1",
+            "SESSION_COOKIE_SECURE": "true",
+            "TRUST_PROXY": "1",
+            "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+        }
+    )
+    assert found == {
+        "READ_ONLY": True,
+        "SESSION_COOKIE_SECURE": True,
+        "TRUST_PROXY": 1,
+        "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+    }
+    assert env_overrides({"READ_ONLY": "0"}) == {"READ_ONLY": False}
+
+
+def redis_reachable() -> bool:
+    """True when the Redis on 127.0.0.1:6379 answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def test_limits_are_shared_between_workers_through_redis(
+    database_url: str, tmp_path: Path
+) -> None:
+    if not redis_reachable():
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    # Two apps stand for two gunicorn workers; a private prefix keeps this run's
+    # keys apart from anything else in that Redis.
+    prefix = f"reeltable-test-{uuid.uuid4().hex}"
+    config = {
+        "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+        "RATELIMIT_KEY_PREFIX": prefix,
+    }
+    workers = [build_app(database_url, tmp_path / f"w{i}", **config) for i in range(2)]
+    add_user(workers[0])
+    try:
+        for attempt in range(5):
+            worker = Visitor(workers[attempt % 2].test_client())
+            assert worker.sign_in("ana", "wrong password").status_code == 401
+        response = Visitor(workers[1].test_client()).sign_in()
+        assert response.status_code == 429
+        storage = redis.Redis(host="127.0.0.1", port=6379)
+        assert list(storage.scan_iter(f"LIMITS:LIMITER/{prefix}/*"))
+        storage.close()
+    finally:
+        storage = redis.Redis(host="127.0.0.1", port=6379)
+        for key in storage.scan_iter(f"LIMITS:LIMITER/{prefix}/*"):
+            storage.delete(key)
+        storage.close()
+        for worker in workers:
+            dispose(worker)
