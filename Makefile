@@ -33,7 +33,8 @@ run: db ## Serve the demo catalogue on http://$(HOST):$(PORT) (development serve
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 serve: db ## Serve with gunicorn (2 workers), as in production
-	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - 'app:create_app()'
+	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - \
+	  --access-logformat '%(h)s "%(r)s" %(s)s %(b)s %(M)sms id=%({x-request-id}o)s' 'app:create_app()'
 
 test: $(VENV)/.installed-test ## Run every test: tests/ (Flask client) and e2e/ (Chromium)
 	$(BIN)/python -m e2e.browser
