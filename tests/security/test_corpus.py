@@ -19,7 +19,13 @@ from flask import Flask
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from tests.conftest import dispose
-from tests.security.conftest import Visitor, add_user, build_app, snapshot
+from tests.security.conftest import (
+    Visitor,
+    add_user,
+    build_app,
+    multipart,
+    snapshot,
+)
 from tests.security.safe_html import assert_safe_html
 
 MB = 1024 * 1024
@@ -42,6 +48,7 @@ class Case:
     # "open" (no accounts), "accounts" (a user exists, not signed in),
     # "signed_in", or "read_only" (READ_ONLY=1, signed in)
     who: str = "open"
+    upload: tuple[str, bytes] | None = None  # (file name, content) for /import
 
 
 # Every write endpoint of the contract, with a body that would be valid.
@@ -230,6 +237,25 @@ REFUSALS += [
     Case("method-trace", "TRACE", "/movies", 405, "Method Not Allowed"),
 ]  # fmt: skip
 
+# Hostile uploads: refused before anything is written (a preview writes nothing).
+CSV_HEAD = b"id,name,director,rating\r\n"
+REFUSALS += [
+    Case("import-too-large", "POST", "/import", 413,
+         "larger than the import limit of 4 MB",
+         upload=("big.csv", CSV_HEAD + b",A,B,5\r\n" * 600_000)),
+    Case("import-too-large-page", "POST", "/import", 413,
+         "larger than the import limit of 4 MB", htmx=False,
+         upload=("big.csv", CSV_HEAD + b",A,B,5\r\n" * 600_000)),
+    Case("import-xss-file-name", "POST", "/import", 200,
+         "Preview: <img src=x onerror=alert(1)>.csv",
+         upload=("<img src=x onerror=alert(1)>.csv",
+                 CSV_HEAD + b",Heat,Michael Mann,8.3\r\n")),
+    Case("import-binary", "POST", "/import", 422, "it holds binary data",
+         upload=("x.csv", bytes(range(256)) * 64)),
+    Case("import-empty", "POST", "/import", 422, "The file is empty.",
+         upload=("x.csv", b"")),
+]  # fmt: skip
+
 # Hostile but harmless reads: answered normally, nothing changes.
 REFUSALS += [
     Case("read-q-sql", "GET", "/movies?q=' OR 1=1; DROP TABLE movies;--", 200,
@@ -308,13 +334,16 @@ def test_corpus(make: Any, case: Case) -> None:
         assert visitor.sign_in().status_code == 303
     before = snapshot(app)
 
+    body_args: dict[str, Any] = {"data": case.data}
+    if case.upload:
+        body_args = multipart(case.upload[1], case.upload[0], resource="movies")
     response = visitor.send(
         case.method,
         url,
         token=case.token,
         htmx=case.htmx,
         headers=case.headers,
-        data=case.data,
+        **body_args,
     )
 
     body = response.get_data(as_text=True)

@@ -17,7 +17,13 @@ from flask.logging import default_handler
 from flask.testing import FlaskClient
 
 from tests.conftest import dispose
-from tests.security.conftest import Visitor, add_probes, build_app, snapshot
+from tests.security.conftest import (
+    Visitor,
+    add_probes,
+    build_app,
+    multipart,
+    snapshot,
+)
 
 UNSAFE = ["POST", "PUT", "PATCH", "DELETE"]
 
@@ -163,21 +169,6 @@ def test_oversized_body_413_is_a_fragment_for_htmx(visitor: Visitor) -> None:
     )
     assert response.status_code == 413
     assert "<html" not in response.get_data(as_text=True)
-
-
-def multipart(payload: bytes) -> dict[str, object]:
-    """Request arguments for a one-file multipart upload, encoded in memory."""
-    boundary = "reeltable-test-boundary"
-    body = (
-        (
-            f"--{boundary}\r\n"
-            'Content-Disposition: form-data; name="file"; filename="f.csv"\r\n'
-            "Content-Type: text/csv\r\n\r\n"
-        ).encode()
-        + payload
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}
 
 
 def test_a_route_can_have_its_own_larger_limit(app: Flask, visitor: Visitor) -> None:
