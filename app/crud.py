@@ -242,6 +242,9 @@ class Resource:
     # SQLite FTS5 trigram table over exactly the searchable fields, kept in step by
     # triggers (see migrations); None means search scans with LIKE.
     search_index: str | None = None
+    # A (table_name, n) table whose row for this table holds its row count, kept
+    # by triggers (see migrations); None means the total is counted with count(*).
+    row_count_table: str | None = None
     # Fields that identify an existing row when imported data has no id.
     match_on: tuple[str, ...] = ()
 
@@ -1023,6 +1026,10 @@ class CrudService:
 
     def count(self, query: ListQuery | None = None) -> int:
         """Return the number of rows in the table, or of those matching `query`."""
+        if query is None or not (query.q or query.filters):
+            stored = self._stored_count()
+            if stored is not None:
+                return stored
         if query is not None and query.q and not query.filters:
             rowids = self._search_index_match(query.q)
             if rowids is not None:
@@ -1034,6 +1041,14 @@ class CrudService:
         if query is not None:
             stmt = stmt.where(*self._where(query))
         return self.session.scalar(stmt) or 0
+
+    def _stored_count(self) -> int | None:
+        """The table's row count from its counter row, or None if it has none."""
+        counts = self.resource.row_count_table
+        if counts is None:
+            return None
+        stmt = sa.text(f"SELECT n FROM {counts} WHERE table_name = :name")
+        return self.session.scalar(stmt.bindparams(name=self.model.__tablename__))
 
     def _snapshot(self, row: Any) -> dict[str, Any]:
         """Capture a row and its children as plain column dicts."""

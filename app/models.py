@@ -176,3 +176,19 @@ class DeletedRow(Base):
 
     def __repr__(self) -> str:
         return f"<DeletedRow {self.table_name} {self.token[:6]}…>"
+
+
+class RowCount(Base):
+    """A table's row count, kept exact by triggers (migration 0006).
+
+    Pages show "N of <table total>"; reading the total here costs one lookup where
+    count(*) reads every row.
+    """
+
+    __tablename__ = "row_counts"
+
+    table_name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"<RowCount {self.table_name} {self.n}>"

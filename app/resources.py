@@ -33,6 +33,7 @@ MOVIES = Resource(
     summaries=(Summary("ratings", Rating, "movie_id", "rating"),),
     children=(Child(Rating, "movie_id"),),
     search_index="movies_search",
+    row_count_table="row_counts",
     match_on=("name", "director"),
 )
 
@@ -68,6 +69,7 @@ RATINGS = Resource(
         Filter("movie_id", "movie_id", "eq", "Movie id", Integer(1, 2**63 - 1)),
         Filter("min_rating", "rating", "ge", "Minimum rating", Integer(1, 10)),
     ),
+    row_count_table="row_counts",
 )
 
 RESOURCES: dict[str, Resource] = {r.name: r for r in (MOVIES, RATINGS)}

@@ -14,7 +14,7 @@ from flask import Flask
 
 from app.crud import CrudService
 from app.db import db
-from app.resources import MOVIES
+from app.resources import MOVIES, RATINGS
 
 WORDS = ["Star", "Moon", "Sun", "Rain", "Road", "Night", "Wolf", "Glass"]
 
@@ -128,3 +128,37 @@ def test_summaries_are_read_from_a_covering_index(movies: CrudService) -> None:
         )
     }
     assert "ix_ratings_movie_id_rating" in names
+
+
+# ------------------------------------------------------------------ row counts
+
+
+def true_count(table: str) -> int:
+    """count(*) straight from the database."""
+    return db.session.execute(db.text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def test_table_totals_come_from_the_counter_and_stay_exact(app: Flask) -> None:
+    # Issue 5: the "of N" total is read from row_counts, kept by triggers through
+    # creates, bulk loads, deletes (with cascades) and restores.
+    with app.app_context():
+        movies = CrudService(MOVIES, db.session)
+        ratings = CrudService(RATINGS, db.session)
+        assert movies.count() == ratings.count() == 0
+        movies.bulk_insert({"name": f"M{i}", "director": "D"} for i in range(30))
+        first = movies.create({"name": "Alien", "director": "Ridley Scott"})
+        for author in ("Ana", "Bo", "Cy"):
+            ratings.create({"rating": 8, "author": author, "movie_id": first.id})
+        assert movies.count() == true_count("movies") == 31
+        assert ratings.count() == true_count("ratings") == 3
+        snapshot = movies.delete(first.id)  # its ratings go with it (cascade)
+        assert movies.count() == true_count("movies") == 30
+        assert ratings.count() == true_count("ratings") == 0
+        movies.restore(snapshot)
+        assert movies.count() == true_count("movies") == 31
+        assert ratings.count() == true_count("ratings") == 3
+        stored = db.session.execute(db.text("SELECT n FROM row_counts"))
+        assert sorted(stored.scalars()) == [3, 31]
+        # A filtered count still counts the rows that match.
+        query = movies.parse_query({"q": "alien"})
+        assert movies.count(query) == 1
