@@ -129,12 +129,12 @@ def body_limit(config_key: str) -> Callable[[View], View]:
     return mark
 
 
-def _refuse(message: str, status: int = 403) -> None:
-    """Log and abort with a message the error handlers render."""
+def _refuse(message: str) -> None:
+    """Log and answer 403 with a message the error handlers render."""
     current_app.logger.warning(
         "refused %s %s: %s", request.method, request.path, message
     )
-    abort(status, description=message)
+    abort(403, description=message)
 
 
 def _gate() -> None:
