@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
+import sys
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.crud import CrudService
+from app import csvio
+from app.crud import Conflict, CrudService, QueryError, ValidationError
 from app.db import db
-from app.resources import MOVIES, RATINGS
+from app.resources import MOVIES, RATINGS, RESOURCES
+
+# Invalid rows listed by `flask import` (all are counted).
+CLI_ERRORS = 50
 
 
 def _services() -> tuple[CrudService, CrudService]:
@@ -154,6 +161,125 @@ def seed_command(
     current_app.logger.info("seeded %s movies, %s ratings", m, r)
 
 
+def _filter_options(command: Any) -> Any:
+    """Add one --option per filter any table declares (e.g. --min-rating)."""
+    labels: dict[str, str] = {}
+    for resource in RESOURCES.values():
+        for flt in resource.filters:
+            labels.setdefault(flt.param, flt.label)
+    for param in sorted(labels, reverse=True):
+        option = click.option(
+            "--" + param.replace("_", "-"),
+            param,
+            default=None,
+            help=f"{labels[param]} filter, as in the table's URL.",
+        )
+        command = option(command)
+    return command
+
+
+@click.command("export")
+@click.argument("table", type=click.Choice(list(RESOURCES)))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (complete, or not at all) instead of standard output.",
+)
+@click.option("--q", default=None, help="Search text, as in the table's search box.")
+@click.option("--sort", default=None, help='Sort keys, e.g. "-rating,name".')
+@click.option("--bom", is_flag=True, help="Start with a byte-order mark, for Excel.")
+@_filter_options
+@with_appcontext
+def export_command(
+    table: str,
+    out: Path | None,
+    q: str | None,
+    sort: str | None,
+    bom: bool,
+    **filters: str | None,
+) -> None:
+    """Write a table as CSV: the same rows and order as its page with these filters."""
+    resource = RESOURCES[table]
+    declared = {f.param for f in resource.filters}
+    args = {"q": q, "sort": sort}
+    for param, value in filters.items():
+        if value is None:
+            continue
+        if param not in declared:
+            option = "--" + param.replace("_", "-")
+            raise click.UsageError(f"{table} has no {option} filter.")
+        args[param] = value
+    svc = CrudService(resource, db.session)
+    try:
+        query = svc.parse_query({k: v for k, v in args.items() if v is not None})
+    except QueryError as exc:
+        raise click.UsageError(exc.message) from None
+    counted: list[int] = []
+    chunks = csvio.export_chunks(svc, query, bom=bom, on_rows=counted.append)
+    if out is None:
+        stream = sys.stdout.buffer
+        for chunk in chunks:
+            stream.write(chunk)
+        stream.flush()
+    else:
+        # Written beside the target and renamed at the end: a failed export never
+        # leaves a short file under the name asked for.
+        part = out.with_name(f".{out.name}.part")
+        try:
+            with part.open("wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            os.replace(part, out)
+        finally:
+            part.unlink(missing_ok=True)
+    where = "standard output" if out is None else str(out)
+    n = sum(counted)
+    noun = resource.singular if n == 1 else table
+    click.echo(f"Exported {n:,} {noun} to {where}.", err=True)
+
+
+@click.command("import")
+@click.argument("table", type=click.Choice(list(RESOURCES)))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--commit",
+    is_flag=True,
+    help="Write the valid rows, all in one transaction. Without it: a dry run.",
+)
+@with_appcontext
+def import_command(table: str, file: Path, commit: bool) -> None:
+    """Check a CSV file against a table and show what importing would do.
+
+    Exits with status 1 if the file cannot be read or has invalid rows.
+    """
+    svc = CrudService(RESOURCES[table], db.session)
+    try:
+        if commit:
+            result = csvio.import_file(svc, file)
+        else:
+            result = csvio.preview_file(svc, file)
+    except csvio.CsvFileError as exc:
+        raise click.ClickException(f"{file}: {exc.message}") from None
+    except (ValidationError, Conflict) as exc:
+        raise click.ClickException(f"Nothing was imported: {exc}") from None
+    counts = ", ".join(f"{n:,} {name}" for name, n in result.counts.items())
+    click.echo(f"{file} into {table}: {counts}.")
+    for error in result.errors[:CLI_ERRORS]:
+        column = error.column or "row"
+        click.echo(f"  line {error.line}, {column}: {error.reason}", err=True)
+    if result.invalid > CLI_ERRORS:
+        click.echo(f"  ... and more: {result.invalid:,} invalid rows in all.", err=True)
+    if commit:
+        rows = "row" if result.writes == 1 else "rows"
+        click.echo(f"Imported: {result.writes:,} {rows} written in one transaction.")
+    else:
+        click.echo("Dry run: nothing written. Add --commit to import the valid rows.")
+    if result.invalid:
+        sys.exit(1)
+
+
 def init_app(app: Flask) -> None:
     """Register the CLI commands."""
     app.cli.add_command(seed_command)
+    app.cli.add_command(export_command)
+    app.cli.add_command(import_command)

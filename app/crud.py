@@ -242,6 +242,8 @@ class Resource:
     # SQLite FTS5 trigram table over exactly the searchable fields, kept in step by
     # triggers (see migrations); None means search scans with LIKE.
     search_index: str | None = None
+    # Fields that identify an existing row when imported data has no id.
+    match_on: tuple[str, ...] = ()
     # A (table_name, n) table whose row for this table holds its row count, kept
     # by triggers (see migrations); None means the total is counted with count(*).
     row_count_table: str | None = None
@@ -877,19 +879,24 @@ class CrudService:
         """
         table = self.model.__table__
         count = 0
-        explicit_ids = False
         chunk: list[Mapping[str, Any]] = []
 
         def flush() -> None:
-            # One executemany per set of keys: rows with and without ids differ.
-            groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-            for row in self._fill_copies(chunk):
-                groups.setdefault(tuple(sorted(row)), []).append(row)
-            for group in groups.values():
-                self.session.execute(sa.insert(table), group)
+            # Rows with an id go first and move the id sequence past them, so no
+            # row without one is given an id that the batch still has to insert.
+            filled = self._fill_copies(chunk)
+            with_ids = [r for r in filled if r.get("id") is not None]
+            for group in (with_ids, [r for r in filled if r.get("id") is None]):
+                # One executemany per set of keys.
+                by_keys: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+                for row in group:
+                    by_keys.setdefault(tuple(sorted(row)), []).append(row)
+                for same in by_keys.values():
+                    self.session.execute(sa.insert(table), same)
+                if group is with_ids and with_ids:
+                    self._sync_id_sequence()
 
         for row in rows:
-            explicit_ids = explicit_ids or row.get("id") is not None
             chunk.append(row)
             if len(chunk) >= batch:
                 flush()
@@ -898,8 +905,6 @@ class CrudService:
         if chunk:
             flush()
             count += len(chunk)
-        if explicit_ids:
-            self._sync_id_sequence()
         return count
 
     def _fill_copies(self, rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -994,7 +999,10 @@ class CrudService:
         stmt = sa.select(id_column, *(self._column(n) for n in names)).where(
             id_column.in_(wanted)
         )
-        return {row[0]: tuple(row[1:]) for row in self.session.execute(stmt)}
+        # Core on the session's connection: same transaction, a third of the cost
+        # of an ORM execute for these plain tuples.
+        rows = self.session.connection().execute(stmt)
+        return {row[0]: tuple(row[1:]) for row in rows}
 
     def ids_matching(
         self, names: Sequence[str], keys: Iterable[tuple[Any, ...]]
@@ -1008,7 +1016,7 @@ class CrudService:
             sa.tuple_(*columns).in_(wanted)
         )
         found: dict[tuple[Any, ...], list[int]] = {}
-        for row in self.session.execute(stmt):
+        for row in self.session.connection().execute(stmt):
             found.setdefault(tuple(row[1:]), []).append(row[0])
         return found
 
@@ -1020,9 +1028,8 @@ class CrudService:
         if not wanted:
             return set()
         target_id = kind.model.id
-        return set(
-            self.session.scalars(sa.select(target_id).where(target_id.in_(wanted)))
-        )
+        stmt = sa.select(target_id).where(target_id.in_(wanted))
+        return set(self.session.connection().execute(stmt).scalars())
 
     def count(self, query: ListQuery | None = None) -> int:
         """Return the number of rows in the table, or of those matching `query`."""
