@@ -172,6 +172,11 @@ def _headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.is_secure:
+        # Only ever sent over HTTPS, so plain-HTTP development is unaffected.
+        response.headers.setdefault(
+            "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+        )
     response.headers["X-Request-ID"] = request_id()
     return response
 

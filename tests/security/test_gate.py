@@ -283,3 +283,9 @@ def test_security_headers_on_every_response(client: FlaskClient, url: str) -> No
     assert response.headers["Referrer-Policy"] == "same-origin"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Request-ID"]
+
+
+def test_hsts_only_over_https(client: FlaskClient) -> None:
+    assert "Strict-Transport-Security" not in client.get("/ratings").headers
+    response = client.get("/ratings", base_url="https://localhost")
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
