@@ -139,8 +139,8 @@ def true_count(table: str) -> int:
 
 
 def test_table_totals_come_from_the_counter_and_stay_exact(app: Flask) -> None:
-    # Issue 5: the "of N" total is read from row_counts, kept by triggers through
-    # creates, bulk loads, deletes (with cascades) and restores.
+    # Issue 5: on SQLite the "of N" total is read from row_counts, kept by triggers
+    # through creates, bulk loads, deletes (with cascades) and restores.
     with app.app_context():
         movies = CrudService(MOVIES, db.session)
         ratings = CrudService(RATINGS, db.session)
@@ -158,7 +158,10 @@ def test_table_totals_come_from_the_counter_and_stay_exact(app: Flask) -> None:
         assert movies.count() == true_count("movies") == 31
         assert ratings.count() == true_count("ratings") == 3
         stored = db.session.execute(db.text("SELECT n FROM row_counts"))
-        assert sorted(stored.scalars()) == [3, 31]
+        if db.engine.dialect.name == "sqlite":
+            assert sorted(stored.scalars()) == [3, 31]
+        else:  # PostgreSQL counts with count(*): no counter rows to go stale
+            assert list(stored) == []
         # A filtered count still counts the rows that match.
         query = movies.parse_query({"q": "alien"})
         assert movies.count(query) == 1

@@ -1,9 +1,11 @@
-"""row_counts: each table's row count, kept by triggers, so "of N" costs nothing.
+"""row_counts: SQLite keeps each table's row count by triggers, so "of N" is free.
 
-count(*) reads the whole table (7 ms at 1,000,000 movies on SQLite, more on
-PostgreSQL), and every page shows the table's total. Triggers keep one row per
-table exact inside each writing transaction: per row on SQLite, per statement
-(with transition tables, so bulk loads pay once) on PostgreSQL, TRUNCATE too.
+count(*) reads the whole table (7 ms at 1,000,000 movies on SQLite) and every page
+shows the table's total. On SQLite a trigger per inserted or deleted row keeps one
+row per table exact inside each writing transaction. PostgreSQL gets the table but
+no rows (the service then counts with count(*)): there the same counter row updated
+once per statement serialises writers, and a bulk load of row-by-row INSERTs in one
+transaction slows quadratically (each update walks the row's earlier versions).
 
 Revision ID: 0006_row_counts
 Revises: 0005_summary_index
@@ -20,13 +22,6 @@ depends_on = None
 
 TABLES = ("movies", "ratings")
 
-PG_FUNCTIONS = {
-    "row_counts_inserted": "UPDATE row_counts SET n = n + (SELECT count(*) FROM new_rows)"
-    " WHERE table_name = TG_TABLE_NAME;",
-    "row_counts_deleted": "UPDATE row_counts SET n = n - (SELECT count(*) FROM old_rows)"
-    " WHERE table_name = TG_TABLE_NAME;",
-    "row_counts_truncated": "UPDATE row_counts SET n = 0 WHERE table_name = TG_TABLE_NAME;",
-}
 
 
 def upgrade():
@@ -36,50 +31,25 @@ def upgrade():
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("table_name", name=op.f("pk_row_counts")),
     )
+    if op.get_bind().dialect.name != "sqlite":
+        return
     for table in TABLES:
         op.execute(
             f"INSERT INTO row_counts (table_name, n) SELECT '{table}', count(*) FROM {table}"
         )
-    if op.get_bind().dialect.name == "sqlite":
-        for table in TABLES:
-            op.execute(
-                f"CREATE TRIGGER row_counts_{table}_insert AFTER INSERT ON {table} BEGIN"
-                f" UPDATE row_counts SET n = n + 1 WHERE table_name = '{table}'; END"
-            )
-            op.execute(
-                f"CREATE TRIGGER row_counts_{table}_delete AFTER DELETE ON {table} BEGIN"
-                f" UPDATE row_counts SET n = n - 1 WHERE table_name = '{table}'; END"
-            )
-        return
-    for name, body in PG_FUNCTIONS.items():
         op.execute(
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
-            f" BEGIN {body} RETURN NULL; END $$"
-        )
-    for table in TABLES:
-        op.execute(
-            f"CREATE TRIGGER row_counts_{table}_insert AFTER INSERT ON {table}"
-            " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
-            " EXECUTE FUNCTION row_counts_inserted()"
+            f"CREATE TRIGGER row_counts_{table}_insert AFTER INSERT ON {table} BEGIN"
+            f" UPDATE row_counts SET n = n + 1 WHERE table_name = '{table}'; END"
         )
         op.execute(
-            f"CREATE TRIGGER row_counts_{table}_delete AFTER DELETE ON {table}"
-            " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"
-            " EXECUTE FUNCTION row_counts_deleted()"
-        )
-        op.execute(
-            f"CREATE TRIGGER row_counts_{table}_truncate AFTER TRUNCATE ON {table}"
-            " FOR EACH STATEMENT EXECUTE FUNCTION row_counts_truncated()"
+            f"CREATE TRIGGER row_counts_{table}_delete AFTER DELETE ON {table} BEGIN"
+            f" UPDATE row_counts SET n = n - 1 WHERE table_name = '{table}'; END"
         )
 
 
 def downgrade():
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    for table in TABLES:
-        for event in ("insert", "delete") if sqlite else ("insert", "delete", "truncate"):
-            suffix = "" if sqlite else f" ON {table}"
-            op.execute(f"DROP TRIGGER IF EXISTS row_counts_{table}_{event}{suffix}")
-    if not sqlite:
-        for name in PG_FUNCTIONS:
-            op.execute(f"DROP FUNCTION IF EXISTS {name}()")
+    if op.get_bind().dialect.name == "sqlite":
+        for table in TABLES:
+            for event in ("insert", "delete"):
+                op.execute(f"DROP TRIGGER IF EXISTS row_counts_{table}_{event}")
     op.drop_table("row_counts")
