@@ -502,9 +502,16 @@ class CrudService:
     def _search(
         self, text: str, walk_sort_index: bool = False
     ) -> sa.ColumnElement[bool]:
-        """Match rows whose searchable fields contain `text`, ignoring case."""
+        """Match rows whose searchable fields contain `text`, ignoring case.
+
+        walk_sort_index (SQLite, a common word): rows are read in sort-index order
+        and tested one by one until the page is full. For ASCII text the test is
+        LIKE on the row itself, which costs the same however many rows match;
+        otherwise it is membership in the index's match list (built once per
+        query), as LIKE folds only ASCII case where the trigram index folds all.
+        """
         rowids = self._search_index_match(text)
-        if rowids is not None:
+        if rowids is not None and not (walk_sort_index and text.isascii()):
             id_column: sa.ColumnElement[Any] = self._column("id")
             if walk_sort_index:
                 # "id + 0" cannot use the primary key, so SQLite reads rows in

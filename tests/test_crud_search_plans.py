@@ -165,3 +165,26 @@ def test_table_totals_come_from_the_counter_and_stay_exact(app: Flask) -> None:
         # A filtered count still counts the rows that match.
         query = movies.parse_query({"q": "alien"})
         assert movies.count(query) == 1
+
+
+def test_non_ascii_common_words_walk_with_the_index_match(app: Flask) -> None:
+    # LIKE folds only ASCII case; a non-ASCII search keeps the trigram index's
+    # folding (CAFÉ finds café) while still reading rows in rating order.
+    rows = [
+        {
+            "name": f"{'CAFÉ' if i % 3 == 0 else 'café' if i % 3 == 1 else 'Tea'} {i}",
+            "director": "D",
+            "rating": (i * 7 % 100) / 10,
+        }
+        for i in range(300)
+    ]
+    with app.app_context():
+        svc = CrudService(MOVIES, db.session)
+        svc.bulk_insert(rows)
+        query = svc.parse_query({"q": "café", "sort": "-rating"})
+        page = svc.list(query)
+        assert page.total == 200
+        want = expected(svc, "café", "-rating", None)
+        assert [m.id for m in page.items] == want[:50]
+        walks = svc._walk_sort_index(query, page.total, page.grand_total)
+        assert walks is (db.engine.dialect.name == "sqlite")
