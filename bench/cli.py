@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -737,6 +738,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite and print the Markdown table."""
     args = parse_args(argv)
+    # Stopped from outside: unwind, so every server started is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = QUICK if args.quick else FULL
     base = Size(
         args.movies or (2_000 if args.quick else 100_000),
