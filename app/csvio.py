@@ -77,9 +77,16 @@ class _Sql:
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
 
-    def line(self, cells: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[Any]:
-        """Join cells with commas and end with CRLF; NULL becomes an empty cell."""
-        pattern = ",".join(["%s"] * len(cells)) + "\r\n"
+    def line(
+        self, cells: Sequence[sa.ColumnElement[Any]], whole: Sequence[bool]
+    ) -> sa.ColumnElement[Any]:
+        """Join cells with commas and end with CRLF; NULL becomes an empty cell.
+
+        `whole` marks cells that are never-NULL integers: SQLite prints those
+        with %d, straight from the integer, without making a text copy first.
+        """
+        codes = ["%d" if w and self.sqlite else "%s" for w in whole]
+        pattern = ",".join(codes) + "\r\n"
         # printf/format build the line in one allocation; a chain of || would
         # copy it once per piece, which shows at a million rows.
         if self.sqlite:
@@ -137,6 +144,7 @@ def line_expression(
     sql = _Sql(dialect)
     model = svc.resource.model
     cells: list[sa.ColumnElement[Any]] = []
+    whole: list[bool] = []
     for name in columns or svc.resource.exported:
         column = getattr(model, name)
         kind = None if name == "id" else svc.resource.field(name).kind
@@ -148,7 +156,10 @@ def line_expression(
             cells.append(column)  # digits never need quoting
         else:  # pragma: no cover - a new field kind needs a format here
             raise TypeError(f"no CSV format for {kind!r}")
-    return sql.line(cells)
+        whole.append(
+            kind is None or (isinstance(kind, Integer | Reference) and kind.required)
+        )
+    return sql.line(cells, whole)
 
 
 def export_chunks(
@@ -344,7 +355,7 @@ def _lines(stream: BinaryIO) -> Iterator[str]:
 def _read_header(resource: Resource, header: list[str] | None) -> list[str]:
     """Check the header row and return the column names in file order."""
     expected = ",".join(resource.exported)
-    if header is None or not any(c.strip() for c in header):
+    if header is None:
         raise CsvFileError(f"The file is empty. Its first line must be: {expected}")
     names = [c.strip().lower() for c in header]
     known = set(resource.exported)
@@ -397,7 +408,8 @@ def read_rows(svc: CrudService, stream: BinaryIO) -> Iterator[ParsedRow]:
     source = _lines(stream)
     reader = csv.reader(source, strict=True)
     try:
-        names = _read_header(resource, next(reader, None))
+        header = next((row for row in reader if any(c.strip() for c in row)), None)
+        names = _read_header(resource, header)
         end = reader.line_num
         for cells in reader:
             line, end = end + 1, reader.line_num

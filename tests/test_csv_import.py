@@ -222,9 +222,10 @@ def test_errors_listed_are_capped_but_all_counted(app: Flask, tmp_path: Path) ->
 
 
 def test_header_may_omit_id_and_reorder(app: Flask, tmp_path: Path) -> None:
-    data = b"Rating, Director ,NAME\r\n7.5,Someone,Film\r\n"
+    data = b"\r\nRating, Director ,NAME\r\n7.5,Someone,Film\r\n,,\r\n=,x,y\r\n"
     result = preview(app, tmp_path, "movies", data)
-    assert result.counts == {"new": 1, "changed": 0, "unchanged": 0, "invalid": 0}
+    assert result.counts == {"new": 1, "changed": 0, "unchanged": 0, "invalid": 1}
+    assert result.errors == [RowError(5, "rating", "Rating must be a number.")]
 
 
 # ------------------------------------------------------------------ bad files
