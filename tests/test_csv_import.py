@@ -17,6 +17,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from app import csvio
+from app.accounts import create_user
 from app.crud import CrudService
 from app.csvio import RowError
 from app.db import db
@@ -396,6 +397,23 @@ def test_import_limit_is_above_the_app_wide_limit(app: Flask) -> None:
     data = HEADER + b",A film,Someone,5.0\r\n" * 100_000  # 2 MB
     assert len(data) > app.config["MAX_CONTENT_LENGTH"]
     assert upload(app.test_client(), "movies", data).status_code == 303
+
+
+def test_read_only_server_offers_no_import(app_with: Callable[..., Flask]) -> None:
+    client = app_with(READ_ONLY=True).test_client()
+    page = client.get("/import").text
+    assert "this server is read-only." in page
+    assert 'id="import-form"' not in page
+    assert upload(client, "movies", HEADER + b",x,y,1\r\n").status_code == 403
+
+
+def test_with_accounts_importing_needs_sign_in(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        create_user("ana", "a long enough password")
+    page = client.get("/import").text
+    assert 'id="import-form"' not in page
+    assert '<a href="/login?next=/import">sign in</a> first.' in page
+    assert upload(client, "movies", HEADER + b",x,y,1\r\n").status_code == 403
 
 
 def test_csrf_is_checked_after_raising_the_limit(
