@@ -242,8 +242,6 @@ class Resource:
     # SQLite FTS5 trigram table over exactly the searchable fields, kept in step by
     # triggers (see migrations); None means search scans with LIKE.
     search_index: str | None = None
-    # Fields that identify an existing row when imported data has no id.
-    match_on: tuple[str, ...] = ()
     # A (table_name, n) table whose row for this table holds its row count, kept
     # by triggers (see migrations); None means the total is counted with count(*).
     row_count_table: str | None = None
