@@ -89,8 +89,11 @@ def database_url(template_db: str, tmp_path: Path) -> str:
         return "sqlite:///" + str(dst)
     engine = sa.create_engine(template_db)
     with engine.begin() as conn:
+        # Every table the app writes, so no test sees another's rows or undo tokens.
         conn.execute(
-            sa.text("TRUNCATE movies, ratings, users RESTART IDENTITY CASCADE")
+            sa.text(
+                "TRUNCATE movies, ratings, users, deleted_rows RESTART IDENTITY CASCADE"
+            )
         )
     engine.dispose()
     return template_db
