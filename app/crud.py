@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DataError, IntegrityError
@@ -26,6 +26,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.db import WRITE_INTENT
 from app.models import DeletedRow
+
+_T = TypeVar("_T")
 
 # ---------------------------------------------------------------- errors
 
@@ -884,9 +886,8 @@ class CrudService:
         """
         table = self.model.__table__
         count = 0
-        chunk: list[Mapping[str, Any]] = []
 
-        def flush() -> None:
+        def flush(chunk: list[Mapping[str, Any]]) -> None:
             # Rows with an id go first and move the id sequence past them, so no
             # row without one is given an id that the batch still has to insert.
             filled = self._fill_copies(chunk)
@@ -901,14 +902,8 @@ class CrudService:
                 if group is with_ids and with_ids:
                     self._sync_id_sequence()
 
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= batch:
-                flush()
-                count += len(chunk)
-                chunk = []
-        if chunk:
-            flush()
+        for chunk in _batches(rows, batch):
+            flush(chunk)
             count += len(chunk)
         return count
 
@@ -964,9 +959,8 @@ class CrudService:
         let go after each batch so memory stays flat.
         """
         count = 0
-        chunk: list[tuple[int, Mapping[str, Any]]] = []
 
-        def flush() -> None:
+        def flush(chunk: list[tuple[int, Mapping[str, Any]]]) -> None:
             wanted = {row_id for row_id, _ in chunk}
             rows = {
                 row.id: row
@@ -982,14 +976,8 @@ class CrudService:
             self.session.flush()
             self.session.expunge_all()
 
-        for change in changes:
-            chunk.append(change)
-            if len(chunk) >= batch:
-                flush()
-                count += len(chunk)
-                chunk = []
-        if chunk:
-            flush()
+        for chunk in _batches(changes, batch):
+            flush(chunk)
             count += len(chunk)
         return count
 
@@ -1114,6 +1102,18 @@ class CrudService:
 # How long a trashed row can be brought back (the UI offers it for seconds; a
 # no-JavaScript visitor sees the offer on the next page).
 UNDO_SECONDS = 3600
+
+
+def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """Yield lists of up to `size` items (itertools.batched arrives in 3.12)."""
+    chunk: list[_T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _json_default(value: Any) -> Any:
