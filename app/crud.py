@@ -544,9 +544,13 @@ class CrudService:
             if not kind.required:
                 ordered = ordered.nulls_last()
             order.append(ordered)
-        last_desc = bool(keys) and keys[0].field == "id" and keys[0].descending
+        # Ties go by id in the direction of the last key, so a descending sort is
+        # the exact reverse of the ascending one and both read straight off the
+        # (key, id) index: an id running the other way would force SQLite to sort
+        # every row before it could skip to a deep page.
+        id_desc = bool(keys) and keys[-1].descending
         id_column = self._column("id")
-        order.append(id_column.desc() if last_desc else id_column.asc())
+        order.append(id_column.desc() if id_desc else id_column.asc())
         return order
 
     def select(

@@ -73,7 +73,7 @@ def test_header_clicks_sort_and_shift_click_adds_a_key(
     expect(header).to_have_attribute("aria-sort", "descending")
     stored = server.query(
         "SELECT name FROM movies WHERE lower(director) LIKE '%kurosawa%' "
-        "ORDER BY rating DESC NULLS LAST, id"
+        "ORDER BY rating DESC NULLS LAST, id DESC"
     )
     assert names(page) == [n for (n,) in stored]
     # Shift-click: then by name; the headers show the order of the keys.

@@ -49,7 +49,8 @@ def expected(svc: CrudService, q: str, sort: str, min_rating: float | None):
         if (q.lower() in r[1].lower() or q.lower() in r[2].lower())
         and (min_rating is None or (r[3] is not None and r[3] >= min_rating))
     ]
-    found.sort(key=lambda r: r[0])
+    # Ties go by id in the direction of the last sort key.
+    found.sort(key=lambda r: r[0], reverse=sort.split(",")[-1].startswith("-"))
     for key in reversed(sort.split(",")):
         name = key.removeprefix("-")
         desc = key.startswith("-")
