@@ -1,0 +1,42 @@
+"""RowUrls (issue 5, render cost) builds exactly the URLs url_for would."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask, url_for
+
+from app.views.tables import TABLES, RowUrls
+
+
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("name", ["movies", "ratings"])
+def test_row_urls_equal_url_for(app: Flask, name: str, nested: bool) -> None:
+    table = TABLES[name]
+    extra = {"nested": 1} if nested else {}
+    with app.test_request_context("/"):
+        urls = RowUrls(table, nested=nested, back="/movies?q=a&sort=-rating")
+        for row_id in (1, 42, 10**12):
+            assert urls.row(row_id) == url_for(f"{name}.row", row_id=row_id, **extra)
+            assert urls.delete(row_id) == url_for(
+                f"{name}.delete", row_id=row_id, **extra
+            )
+            assert urls.delete_form(row_id) == url_for(
+                f"{name}.delete_form", row_id=row_id, **extra
+            )
+            assert urls.edit(row_id) == url_for(
+                f"{name}.edit", row_id=row_id, next="/movies?q=a&sort=-rating"
+            )
+            for field in table.fields(nested):
+                if table.editable(field.name):
+                    assert urls.edit_cell(row_id, field.name, 7) == url_for(
+                        f"{name}.edit_cell",
+                        row_id=row_id,
+                        field=field.name,
+                        version=7,
+                        **extra,
+                    )
+            if not nested:
+                for child in table.children:
+                    assert urls.child(row_id, child) == url_for(
+                        f"{name}.{child}", row_id=row_id
+                    )
