@@ -60,6 +60,20 @@ def flask(
     )
 
 
+def seed_args(size: Size) -> list[str]:
+    """The `flask seed` arguments that generate a dataset of this size."""
+    return [
+        "seed",
+        "--synthetic",
+        "--movies",
+        str(size.movies),
+        "--ratings",
+        str(size.ratings),
+        "--random-seed",
+        str(size.seed),
+    ]
+
+
 def sqlite_cache_path(size: Size, data: Path = DATA) -> Path:
     """Where the pristine SQLite file for this size lives."""
     return data / "cache" / f"reeltable-{size.key}.sqlite3"
@@ -92,16 +106,7 @@ def ensure_sqlite(size: Size, log=print, data: Path = DATA) -> Path:
         log(f"  generating {size.label} with `flask seed --synthetic` ...")
         flask(["db", "upgrade"], url, instance)
         flask(
-            [
-                "seed",
-                "--synthetic",
-                "--movies",
-                str(size.movies),
-                "--ratings",
-                str(size.ratings),
-                "--random-seed",
-                str(size.seed),
-            ],
+            seed_args(size),
             url,
             instance,
         )
@@ -182,16 +187,7 @@ def ensure_postgres(size: Size, base_url: str, log=print, data: Path = DATA) -> 
     if not complete:
         log(f"  loading {size.label} into PostgreSQL schema {schema} ...")
         flask(
-            [
-                "seed",
-                "--synthetic",
-                "--movies",
-                str(size.movies),
-                "--ratings",
-                str(size.ratings),
-                "--random-seed",
-                str(size.seed),
-            ],
+            seed_args(size),
             url,
             instance,
         )
