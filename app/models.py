@@ -70,8 +70,16 @@ class Movie(Timestamped, Base):
         ),
         # (key, id) so sorting with the id tie-breaker reads straight off the index.
         sa.Index("ix_movies_name_id", func.lower(sa.text("name")), "id"),
-        sa.Index("ix_movies_director_id", func.lower(sa.text("director")), "id"),
-        sa.Index("ix_movies_rating_id", "rating", "id"),
+        # ... plus the searched columns: a search walking these in sort order tests
+        # rows in the index and seeks only the ones it keeps (migration 0007).
+        sa.Index(
+            "ix_movies_director_search",
+            func.lower(sa.text("director")),
+            "id",
+            "name",
+            "director",
+        ),
+        sa.Index("ix_movies_rating_search", "rating", "id", "name", "director"),
     )
 
     def __repr__(self) -> str:
@@ -179,7 +187,7 @@ class DeletedRow(Base):
 
 
 class RowCount(Base):
-    """A table's row count, kept exact by triggers (migration 0006).
+    """A table's row count and version, kept exact by triggers (migrations 0006, 0008).
 
     Pages show "N of <table total>"; reading the total here costs one lookup where
     count(*) reads every row.
@@ -189,6 +197,10 @@ class RowCount(Base):
 
     table_name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     n: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    # Bumped by every write to the table (migration 0008): keys CountCache.
+    version: Mapped[int] = mapped_column(
+        sa.BigInteger, nullable=False, server_default="0"
+    )
 
     def __repr__(self) -> str:
         return f"<RowCount {self.table_name} {self.n}>"

@@ -50,8 +50,8 @@ def test_upgrade_creates_schema_on_empty_database(app: Flask) -> None:
         } <= columns
         assert {
             "ix_movies_name_id",
-            "ix_movies_director_id",
-            "ix_movies_rating_id",
+            "ix_movies_director_search",
+            "ix_movies_rating_search",
             "ix_ratings_movie_id_id",
             "ix_ratings_rating_id",
             "ix_ratings_author_id",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import Flask, url_for
 
-from app.views.tables import TABLES, RowUrls
+from app.views.rows import RowUrls
+from app.views.tables import TABLES
 
 
 @pytest.mark.parametrize("nested", [False, True])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import Flask, current_app
 
-from app.crud import CrudService
+from app.crud import CountCache, CrudService
 from app.db import db
 from app.resources import RESOURCES
 
@@ -16,4 +16,10 @@ def service(name: str) -> CrudService:
         db.session,
         page_size=current_app.config["PAGE_SIZE"],
         max_page_size=current_app.config["MAX_PAGE_SIZE"],
+        counts=current_app.extensions["reeltable.counts"],
     )
+
+
+def init_app(app: Flask) -> None:
+    """Give the app its count cache, shared by the services of its requests."""
+    app.extensions["reeltable.counts"] = CountCache()

@@ -48,6 +48,13 @@ from app.crud import (
 from app.htmx import current_url, is_htmx, is_partial, push_url, retarget
 from app.resources import MOVIES, RATINGS
 from app.views.common import service
+from app.views.rows import (
+    format_cell,
+    format_stats,
+    is_numeric,
+    summary_value,
+    table_rows,
+)
 
 # ---------------------------------------------------------------- declarations
 
@@ -134,90 +141,6 @@ RATING_TABLE = Table(
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (MOVIE_TABLE, RATING_TABLE)}
-
-
-# ---------------------------------------------------------------- row URLs
-
-# Stand-ins for a row id and a version: url_for runs once per table render with
-# them, and each row's URL is the result with its own numbers put in their place.
-_ROW_ID = 7_070_707_070_707_071
-_VERSION = 7_070_707_070_707_073
-
-
-def _url_parts(url: str, *marks: int) -> tuple[str, ...]:
-    """Split `url` at the first occurrence of each mark, in order."""
-    parts: list[str] = []
-    rest = url
-    for mark in marks:
-        head, found, rest = rest.partition(str(mark))
-        if not found:
-            raise ValueError(f"{url!r} lacks {mark}")
-        parts.append(head)
-    parts.append(rest)
-    return tuple(parts)
-
-
-class RowUrls:
-    """The URLs every row of a table links to, without url_for per row.
-
-    Rendering a page of rows called url_for about eight times a row; this builds
-    each URL once with stand-in numbers and fills in a row's id (and version) by
-    string concatenation. The results equal what url_for gives for the same
-    arguments: the stand-ins sit where the numbers go (the row id in the path,
-    the version first in the query), and no other part of a URL depends on them.
-    """
-
-    def __init__(self, table: Table, nested: bool = False, back: str | None = None):
-        name = table.name
-        args: dict[str, Any] = {"nested": 1} if nested else {}
-
-        def parts(endpoint: str, *marks: int, **values: Any) -> tuple[str, ...]:
-            url = url_for(f"{name}.{endpoint}", row_id=_ROW_ID, **values)
-            return _url_parts(url, _ROW_ID, *marks)
-
-        self._row = parts("row", **args)
-        self._edit_cell = {
-            field.name: parts(
-                "edit_cell", _VERSION, field=field.name, version=_VERSION, **args
-            )
-            for field in table.fields(nested)
-            if table.editable(field.name)
-        }
-        children = table.children if not nested else ()
-        self._children = {child: parts(child) for child in children}
-        self._edit = parts("edit", next=back)
-        self._delete_form = parts("delete_form", **args)
-        self._delete = parts("delete", **args)
-
-    def row(self, row_id: int) -> str:
-        """url_for("<table>.row", row_id=row_id, [nested=1])."""
-        a, b = self._row
-        return f"{a}{row_id}{b}"
-
-    def edit_cell(self, row_id: int, field: str, version: int) -> str:
-        """url_for("<table>.edit_cell", row_id=.., field=.., version=.., [nested=1])."""
-        a, b, c = self._edit_cell[field]
-        return f"{a}{row_id}{b}{version}{c}"
-
-    def child(self, row_id: int, child: str) -> str:
-        """url_for("<table>.<child>", row_id=row_id)."""
-        a, b = self._children[child]
-        return f"{a}{row_id}{b}"
-
-    def edit(self, row_id: int) -> str:
-        """url_for("<table>.edit", row_id=row_id, next=back)."""
-        a, b = self._edit
-        return f"{a}{row_id}{b}"
-
-    def delete_form(self, row_id: int) -> str:
-        """url_for("<table>.delete_form", row_id=row_id, [nested=1])."""
-        a, b = self._delete_form
-        return f"{a}{row_id}{b}"
-
-    def delete(self, row_id: int) -> str:
-        """url_for("<table>.delete", row_id=row_id, [nested=1])."""
-        a, b = self._delete
-        return f"{a}{row_id}{b}"
 
 
 # ---------------------------------------------------------------- list state
@@ -825,15 +748,6 @@ class TableViews:
 # ---------------------------------------------------------------- formatting
 
 
-def format_cell(value: Any, field: Field) -> str:
-    """Show a stored value in a table cell ("" for none)."""
-    if value is None:
-        return ""
-    if isinstance(field.kind, Number):
-        return f"{value:.{field.kind.places}f}"
-    return str(value)
-
-
 def format_input(value: Any, field: Field) -> str:
     """Put a stored value into an input as it would be typed."""
     return format_cell(value, field)
@@ -848,24 +762,11 @@ def input_mode(field: Field) -> str:
     return ""
 
 
-def is_numeric(field: Field | Filter) -> bool:
-    """True for number columns and filters (right-aligned, numeric keyboard)."""
-    return isinstance(field.kind, Number | Integer)
-
-
 def step(field: Field | Filter) -> str:
     """The step of a number input for a field or filter."""
     if isinstance(field.kind, Number):
         return str(10**-field.kind.places)
     return "1"
-
-
-def format_stats(stats: tuple[int, float | None], name: str) -> str:
-    """A count and average as "7.4 · 12", or "no ratings"."""
-    count, average = stats
-    if not count or average is None:
-        return f"no {name}"
-    return f"{average:.1f} · {count:,}"
 
 
 def thousands(number: int) -> str:
@@ -884,4 +785,5 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(thousands, "thousands")
     app.add_template_filter(step, "step")
     app.add_template_test(is_numeric, "numeric")
-    app.add_template_global(RowUrls, "row_urls")
+    app.add_template_global(table_rows, "table_rows")
+    app.add_template_global(summary_value, "summary_value")
