@@ -30,7 +30,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+# Sessions live for one request. Keeping attributes after commit lets a view draw
+# the row it has just saved without reading it back (every value the app shows
+# is set in Python, versions included; only updated_at comes from the database).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 
 
