@@ -52,6 +52,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # loss can drop the last commits, never corrupt the file.
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA busy_timeout = 10000")
+    # 16 MB of page cache (the default is 2 MB): the name index of 100,000 movies
+    # no longer fits 2 MB, and a deep page re-read it from the OS on every request
+    # (rows 50,001-50,050 by name: 2.2 -> 1.7 ms). A worker holds one connection
+    # per thread, so this is also the most a connection adds to a worker's memory.
+    cursor.execute("PRAGMA cache_size = -16384")
     cursor.close()
 
 

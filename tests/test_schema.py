@@ -82,6 +82,7 @@ def test_sqlite_pragmas_on_every_connection(app: Flask) -> None:
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
                 assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
                 assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -16384
             db.engine.dispose()
 
 
