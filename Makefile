@@ -32,8 +32,12 @@ db: install ## Create or migrate the database, then load the demo data if empty
 run: db ## Serve the demo catalogue on http://$(HOST):$(PORT) (development server)
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-serve: db ## Serve with gunicorn (2 workers), as in production
-	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(PORT) --access-logfile - \
+# Threads keep connections alive between requests (a sync worker closes each one)
+# and let a long CSV export run beside other requests; bench/cli.py serves the same.
+GUNICORN_WORKERS := --workers 2 --worker-class gthread --threads 4
+
+serve: db ## Serve with gunicorn (2 workers, 4 threads each), as in production
+	$(BIN)/gunicorn $(GUNICORN_WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
 	  --access-logformat '%(h)s "%(r)s" %(s)s %(b)s %(M)sms id=%({x-request-id}o)s' 'app:create_app()'
 
 test: $(VENV)/.installed-test ## Run every test: tests/ (Flask client) and e2e/ (Chromium)

@@ -166,7 +166,7 @@ def git_commit() -> str:
 
 
 def reeltable_server(name: str, database_url: str, logs: Path) -> Server:
-    """reeltable under gunicorn, 2 workers, as `make serve` runs it."""
+    """reeltable under gunicorn, 2 workers of 4 threads, as `make serve` runs it."""
     port = free_port()
     app_bin = Path(sys.executable).parent
     return Server(
@@ -175,6 +175,10 @@ def reeltable_server(name: str, database_url: str, logs: Path) -> Server:
             str(app_bin / "gunicorn"),
             "--workers",
             "2",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
             "--bind",
             f"127.0.0.1:{port}",
             "--no-control-socket",
