@@ -32,11 +32,13 @@ db: install ## Create or migrate the database, then load the demo data if empty
 run: db ## Serve the demo catalogue on http://$(HOST):$(PORT) (development server)
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-# Threads keep connections alive between requests (a sync worker closes each one)
-# and let a long CSV export run beside other requests; bench/cli.py serves the same.
-GUNICORN_WORKERS := --workers 2 --worker-class gthread --threads 4
+# gthread workers keep connections alive between requests (a sync worker closes
+# each one: ~1 ms a request here). One thread each: the work is CPU and SQLite's one
+# writer, so more threads only queue (W5 with 4 threads: 340-450 updates/s, with
+# one: 400-500). bench/cli.py serves the same way.
+GUNICORN_WORKERS := --workers 2 --worker-class gthread --threads 1
 
-serve: db ## Serve with gunicorn (2 workers, 4 threads each), as in production
+serve: db ## Serve with gunicorn (2 workers), as in production
 	$(BIN)/gunicorn $(GUNICORN_WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
 	  --access-logformat '%(h)s "%(r)s" %(s)s %(b)s %(M)sms id=%({x-request-id}o)s' 'app:create_app()'
 

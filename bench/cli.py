@@ -166,7 +166,7 @@ def git_commit() -> str:
 
 
 def reeltable_server(name: str, database_url: str, logs: Path) -> Server:
-    """reeltable under gunicorn, 2 workers of 4 threads, as `make serve` runs it."""
+    """reeltable under gunicorn, 2 workers (gthread, one thread), as `make serve`."""
     port = free_port()
     app_bin = Path(sys.executable).parent
     return Server(
@@ -178,7 +178,7 @@ def reeltable_server(name: str, database_url: str, logs: Path) -> Server:
             "--worker-class",
             "gthread",
             "--threads",
-            "4",
+            "1",
             "--bind",
             f"127.0.0.1:{port}",
             "--no-control-socket",

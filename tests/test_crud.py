@@ -520,3 +520,24 @@ def test_descending_sort_is_the_exact_reverse(movies: CrudService) -> None:
     up = names(movies.list(movies.parse_query({"sort": "rating"})))
     down = names(movies.list(movies.parse_query({"sort": "-rating"})))
     assert down == list(reversed(up)) == ["D", "C", "B", "A"]
+
+
+def test_sqlite_writers_of_one_process_take_turns(app: Flask) -> None:
+    # Issue 5 (W5): threads of one process queue on the app's write lock rather
+    # than in SQLite's sleeping busy handler; PostgreSQL needs no such lock.
+    entered: list[bool] = []
+
+    class Turn:
+        def __enter__(self) -> None:
+            entered.append(True)
+
+        def __exit__(self, *exc: object) -> None:
+            entered.append(False)
+
+    with app.app_context():
+        svc = CrudService(MOVIES, db.session, write_lock=Turn())
+        movie = svc.create({"name": "Alien", "director": "Ridley Scott"})
+        svc.update(movie.id, {"director": "R. Scott"}, movie.version)
+        sqlite = db.engine.dialect.name == "sqlite"
+        assert entered == ([True, False, True, False] if sqlite else [])
+        assert app.extensions["reeltable.write_lock"] is not None

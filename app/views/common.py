@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask, current_app
 
 from app.crud import CountCache, CrudService
@@ -17,9 +19,11 @@ def service(name: str) -> CrudService:
         page_size=current_app.config["PAGE_SIZE"],
         max_page_size=current_app.config["MAX_PAGE_SIZE"],
         counts=current_app.extensions["reeltable.counts"],
+        write_lock=current_app.extensions["reeltable.write_lock"],
     )
 
 
 def init_app(app: Flask) -> None:
-    """Give the app its count cache, shared by the services of its requests."""
+    """Give the app what the services of its requests share: counts, a write lock."""
     app.extensions["reeltable.counts"] = CountCache()
+    app.extensions["reeltable.write_lock"] = threading.RLock()
