@@ -7,6 +7,7 @@ path for writes. Errors are typed so views can map them to 400/404/409/422.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -368,6 +369,25 @@ class Page:
 # ---------------------------------------------------------------- the service
 
 
+@functools.cache
+def _summary_statement(summary: Summary) -> sa.Select[Any]:
+    """SELECT parent id, count, average of a summary's children, for :ids.
+
+    Built once per summary: a page asks for its rows' summaries on every request,
+    and building the statement cost more than running it. The ids are rendered
+    into the SQL (they are integers read from the database) rather than bound
+    one parameter each.
+    """
+    fk = getattr(summary.child, summary.foreign_key)
+    value = getattr(summary.child, summary.value)
+    ids = sa.bindparam("ids", expanding=True, literal_execute=True)
+    return (
+        sa.select(fk, sa.func.count(), sa.func.avg(value))
+        .where(fk.in_(ids))
+        .group_by(fk)
+    )
+
+
 class CountCache:
     """Counts of filtered views by (table, table version, filter), least recent out.
 
@@ -610,7 +630,7 @@ class CrudService:
         """Return one page of rows matching the query, with counts and summaries."""
         # Counts first: how many rows match decides how the page is best read.
         grand_total = self.count()
-        total = grand_total if not self._where(query) else self.count(query)
+        total = self.count(query) if query.q or query.filters else grand_total
         items = self.items(query, matching=total, table_rows=grand_total)
         summaries = self.summaries([row.id for row in items])
         return Page(items, total, grand_total, query, summaries)
@@ -674,12 +694,8 @@ class CrudService:
         for summary in self.resource.summaries:
             values: dict[int, tuple[int, float | None]] = {i: (0, None) for i in ids}
             if ids:
-                fk = getattr(summary.child, summary.foreign_key)
-                value = getattr(summary.child, summary.value)
-                rows = self.session.execute(
-                    sa.select(fk, sa.func.count(), sa.func.avg(value))
-                    .where(fk.in_(ids))
-                    .group_by(fk)
+                rows = self.session.connection().execute(
+                    _summary_statement(summary), {"ids": list(ids)}
                 )
                 for parent_id, n, avg in rows:
                     values[parent_id] = (n, None if avg is None else float(avg))
