@@ -13,8 +13,10 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 HOST = "127.0.0.1"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,21 @@ def _load_worker(args: tuple[int, Sequence[Req], int, float, float]) -> dict:
     }
 
 
+def run_in_processes(fn: Callable[[Any], T], jobs: Sequence[Any]) -> list[T]:
+    """Run fn over jobs, one process each, and wait until every process has exited.
+
+    Pool's context manager terminates its workers; one killed while it holds the
+    task queue's lock leaves another blocked on that lock for ever (a full run hung
+    so for 19 minutes). close() and join() let each worker finish and exit.
+    """
+    pool = multiprocessing.get_context("fork").Pool(len(jobs))
+    try:
+        return pool.map(fn, jobs)
+    finally:
+        pool.close()
+        pool.join()
+
+
 def concurrent(
     port: int, reqs: Sequence[Req], clients: int, duration: float
 ) -> dict[str, object]:
@@ -208,9 +225,7 @@ def concurrent(
     """
     start_at = time.time() + 0.5
     jobs = [(port, reqs, k, start_at, duration) for k in range(clients)]
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(clients) as pool:
-        parts = pool.map(_load_worker, jobs)
+    parts = run_in_processes(_load_worker, jobs)
     statuses: dict[int, int] = {}
     latencies: list[float] = []
     for part in parts:

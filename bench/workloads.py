@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import multiprocessing
 import os
 import re
 import subprocess
@@ -17,7 +16,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 
 from bench import client as http
-from bench.client import Client, Req
+from bench.client import Client, Req, run_in_processes
 from bench.dataset import Reader
 from bench.servers import RssSampler, Server
 from bench.stats import summarize
@@ -468,7 +467,6 @@ def edits(
     latencies: dict[int, list[float]] = {id(r): [] for _, r in live}
     rps: dict[int, list[float]] = {id(r): [] for _, r in live}
     load_before = loadavg()
-    ctx = multiprocessing.get_context("fork")
 
     def run(v: Variant, r: Result, tag: str, count: int, nwriters: int, secs: float):
         plan, ids = plans[id(v)]
@@ -492,8 +490,7 @@ def edits(
         if nwriters == 1:
             parts = [_edit_worker(jobs[0])]
         else:
-            with ctx.Pool(nwriters) as pool:
-                parts = pool.map(_edit_worker, jobs)
+            parts = run_in_processes(_edit_worker, jobs)
         made = [a for part in parts for a in part]
         attempts[id(r)].extend(made)
         return made, start_at
