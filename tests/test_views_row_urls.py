@@ -41,3 +41,20 @@ def test_row_urls_equal_url_for(app: Flask, name: str, nested: bool) -> None:
                     assert urls.child(row_id, child) == url_for(
                         f"{name}.{child}", row_id=row_id
                     )
+
+
+def test_row_urls_without_back_are_built_once_per_app_and_root(app: Flask) -> None:
+    from app.views.rows import _row_urls
+
+    table = TABLES["movies"]
+    with app.test_request_context("/"):
+        first = _row_urls(table, False, None)
+        assert _row_urls(table, False, None) is first
+        assert _row_urls(table, True, None) is not first
+        assert _row_urls(table, False, "/movies?q=a") is not first
+        assert first.row(5) == url_for("movies.row", row_id=5)
+    # Mounted elsewhere (SCRIPT_NAME), the same app builds other URLs.
+    with app.test_request_context("/", base_url="http://localhost/sub"):
+        mounted = _row_urls(table, False, None)
+        assert mounted is not first
+        assert mounted.row(5) == "/sub/movies/5/row"

@@ -14,7 +14,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import url_for
+from flask import current_app, request, url_for
 from markupsafe import Markup, escape
 
 from app.crud import Field, Filter, Integer, Number
@@ -166,6 +166,23 @@ class RowUrls:
         return f"{a}{row_id}{b}"
 
 
+def _row_urls(table: Table, nested: bool, back: str | None) -> RowUrls:
+    """The escaped RowUrls for a render; those without `back`, once per app.
+
+    A saved row or a movie's ratings renders a few rows, and building the URLs
+    (six url_for calls) cost as much as drawing them. They depend only on the
+    table, `nested` and the application root; `back` (a page's own URL) varies.
+    """
+    if back is not None:
+        return RowUrls(table, nested, back).escaped()
+    cache = current_app.extensions.setdefault("reeltable.row_urls", {})
+    key = (table.name, nested, request.script_root)
+    urls = cache.get(key)
+    if urls is None:
+        urls = cache[key] = RowUrls(table, nested).escaped()
+    return urls
+
+
 # ---------------------------------------------------------------- rows
 
 _NONE = (
@@ -192,7 +209,7 @@ def table_rows(
     URLs are escaped too (they carry `next`, which holds the page's query string),
     part by part, once per call (RowUrls.escaped).
     """
-    urls = RowUrls(table, nested, back).escaped()
+    urls = _row_urls(table, nested, back)
     prefix = f"{table.singular}-"
     toggles = table.children if not nested else ()
     shown = [
