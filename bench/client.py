@@ -17,6 +17,10 @@ from typing import Any, TypeVar
 
 HOST = "127.0.0.1"
 T = TypeVar("T")
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+# gunicorn closes a keep-alive connection idle for 2 s (its `keepalive` default);
+# a write does not start on one idle for longer than this.
+KEEPALIVE_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,13 @@ class Client:
     port: int
     timeout: float = 300.0
     conn: http.client.HTTPConnection | None = field(default=None, repr=False)
+    last_used: float = field(default=0.0, repr=False)
+
+    def idle(self) -> float:
+        """Seconds since the open connection last finished a response (0 if none)."""
+        if self.conn is None or self.conn.sock is None:
+            return 0.0
+        return time.monotonic() - self.last_used
 
     def _connection(self) -> http.client.HTTPConnection:
         """Return the open connection, creating it if needed."""
@@ -98,9 +109,14 @@ class Client:
     ) -> Resp:
         """Send a request and read the whole response (or up to max_bytes).
 
-        A reused keep-alive connection the server has since closed is retried
-        once on a fresh one; nothing was processed in that case.
+        A GET on a reused keep-alive connection the server has since closed is
+        retried once on a fresh one. A write is never retried: the server may have
+        applied it before the connection dropped (a retried PATCH then ran twice,
+        and showed as a 409). Writes avoid that race instead by not reusing a
+        connection idle for longer than gunicorn keeps it open.
         """
+        if req.method not in IDEMPOTENT and self.idle() > KEEPALIVE_MARGIN:
+            self.close()
         for attempt in (1, 2):
             conn = self._connection()
             reused = conn.sock is not None
@@ -116,7 +132,7 @@ class Client:
                 ConnectionResetError,
             ):
                 self.close()
-                if reused and attempt == 1:
+                if reused and attempt == 1 and req.method in IDEMPOTENT:
                     continue
                 raise
             ttfb = time.perf_counter() - start
@@ -141,6 +157,7 @@ class Client:
                     self.close()  # abandon the rest of the stream
                     break
             elapsed = time.perf_counter() - start
+            self.last_used = time.monotonic()
             if resp.will_close:
                 self.close()
             body = b"".join(chunks) if keep_body else b""
