@@ -319,3 +319,22 @@ def test_postgresql_reads_a_deep_page_from_the_index_alone(movies: CrudService) 
         conn.exec_driver_sql("SET enable_seqscan = off")  # 400 rows: force the index
         plan = " ".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
     assert "Index Only Scan using ix_movies_name_id" in plan, plan
+
+
+def test_postgresql_trigram_indexes_take_writes_at_once(app: Flask) -> None:
+    # Issue 5: with GIN's pending list, searches slowed as edits piled up
+    # (migration 0010 turns it off).
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("GIN trigram indexes are PostgreSQL's")
+        options = dict(
+            db.session.execute(
+                db.text(
+                    "SELECT c.relname, array_to_string(c.reloptions, ',')"
+                    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = current_schema() AND c.relname LIKE '%_trgm'"
+                )
+            ).all()
+        )
+    assert len(options) == 4
+    assert all(value == "fastupdate=off" for value in options.values()), options
