@@ -442,6 +442,11 @@ class CrudService:
         self.counts = counts
         self.write_lock = write_lock
 
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name: "sqlite" or "postgresql"."""
+        return self.session.get_bind().dialect.name
+
     # ------------------------------------------------------------ reading
 
     def parse_query(self, args: Mapping[str, str]) -> ListQuery:
@@ -545,9 +550,8 @@ class CrudService:
     def _search_index_match(self, text: str) -> sa.Select[Any] | None:
         """SELECT rowid FROM the FTS5 index WHERE it MATCHes text, if one serves it."""
         index = self.resource.search_index
-        dialect = self.session.get_bind().dialect.name
         # Trigrams need three characters; shorter text falls back to a scan.
-        if not (index and dialect == "sqlite" and len(text) >= 3):
+        if not (index and self.dialect == "sqlite" and len(text) >= 3):
             return None
         phrase = '"' + text.replace('"', '""') + '"'
         match = sa.text(f"{index} MATCH :phrase").bindparams(phrase=phrase)
@@ -587,7 +591,7 @@ class CrudService:
         as its lower() does (ASCII). Plain LIKE there makes a walk ~40% cheaper.
         """
         pattern = "%" + _escape_like(text) + "%"
-        if self.session.get_bind().dialect.name == "sqlite":
+        if self.dialect == "sqlite":
             return column.like(pattern, escape="\\")
         return column.ilike(pattern, escape="\\")
 
@@ -629,8 +633,9 @@ class CrudService:
     def list(self, query: ListQuery) -> Page:
         """Return one page of rows matching the query, with counts and summaries."""
         # Counts first: how many rows match decides how the page is best read.
-        grand_total = self.count()
-        total = self.count(query) if query.q or query.filters else grand_total
+        state = self._table_state()
+        grand_total = self._counted(None, state)
+        total = self._counted(query, state) if query.q or query.filters else grand_total
         items = self.items(query, matching=total, table_rows=grand_total)
         summaries = self.summaries([row.id for row in items])
         return Page(items, total, grand_total, query, summaries)
@@ -812,7 +817,7 @@ class CrudService:
         of one process queue on a lock instead and go as soon as it is free, so
         only the processes contend in SQLite. PostgreSQL locks rows, not the file.
         """
-        if self.write_lock is None or self.session.get_bind().dialect.name != "sqlite":
+        if self.write_lock is None or self.dialect != "sqlite":
             return nullcontext()
         return self.write_lock
 
@@ -1026,7 +1031,7 @@ class CrudService:
 
     def _sync_id_sequence(self) -> None:
         """Move PostgreSQL's id sequence past ids that were inserted explicitly."""
-        if self.session.get_bind().dialect.name != "postgresql":
+        if self.dialect != "postgresql":
             return  # SQLite takes max(rowid) + 1 by itself
         table = self.model.__table__
         self.session.execute(
@@ -1118,7 +1123,10 @@ class CrudService:
 
     def count(self, query: ListQuery | None = None) -> int:
         """Return the number of rows in the table, or of those matching `query`."""
-        state = self._table_state()
+        return self._counted(query, self._table_state())
+
+    def _counted(self, query: ListQuery | None, state: tuple[int, int] | None) -> int:
+        """count(), given the table's (row count, version) if it has a counter."""
         if query is None or not (query.q or query.filters):
             if state is not None:
                 return state[0]
@@ -1154,9 +1162,13 @@ class CrudService:
         return self.session.scalar(stmt) or 0
 
     def _table_state(self) -> tuple[int, int] | None:
-        """(row count, version) from the table's counter row, or None if none."""
+        """(row count, version) from the table's counter row, or None if none.
+
+        Only SQLite keeps the counter rows (migration 0006): elsewhere there is
+        nothing to read, and no query is made.
+        """
         counts = self.resource.row_count_table
-        if counts is None:
+        if counts is None or self.dialect != "sqlite":
             return None
         stmt = sa.text(f"SELECT n, version FROM {counts} WHERE table_name = :name")
         row = self.session.execute(

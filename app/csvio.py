@@ -135,13 +135,13 @@ class _Sql:
 
 
 def line_expression(
-    svc: CrudService, dialect: str, columns: Sequence[str] | None = None
+    svc: CrudService, columns: Sequence[str] | None = None
 ) -> sa.ColumnElement[Any]:
     """Build the SQL expression that renders one row as a complete CSV line.
 
     The line is UTF-8 bytes on SQLite and text on PostgreSQL.
     """
-    sql = _Sql(dialect)
+    sql = _Sql(svc.dialect)
     model = svc.resource.model
     cells: list[sa.ColumnElement[Any]] = []
     whole: list[bool] = []
@@ -176,9 +176,8 @@ def export_chunks(
     the database formats each line, Python only joins a batch and encodes it.
     `on_rows` hears how many rows each chunk holds.
     """
-    dialect = svc.session.get_bind().dialect.name
     head = (("\ufeff" if bom else "") + header_line(svc.resource)).encode()
-    line = line_expression(svc, dialect)
+    line = line_expression(svc)
     first = itemgetter(0)
     for rows in svc.fetch_batches(query, line, batch=batch):
         lines = map(first, rows)

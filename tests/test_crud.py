@@ -499,7 +499,7 @@ def test_search_matches_awkward_text(movies: CrudService) -> None:
 def test_descending_sort_reads_the_index_without_sorting(
     movies: CrudService, sort: str
 ) -> None:
-    if movies.session.get_bind().dialect.name != "sqlite":
+    if movies.dialect != "sqlite":
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans differ")
     stmt = movies.select(movies.parse_query({"sort": sort})).limit(50).offset(5000)
     compiled = stmt.compile(db.engine, compile_kwargs={"literal_binds": True})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from app.crud import CountCache, CrudService
@@ -94,7 +95,7 @@ def test_filters_with_a_search_stay_exact(movies: CrudService) -> None:
 
 
 def test_common_words_walk_the_sort_index_rare_ones_do_not(movies: CrudService) -> None:
-    sqlite = movies.session.get_bind().dialect.name == "sqlite"
+    sqlite = movies.dialect == "sqlite"
     common = movies.parse_query({"q": "star", "sort": "-rating"})
     rare = movies.parse_query({"q": "zzq", "sort": "-rating"})
     deep = movies.parse_query({"q": "star", "sort": "-rating", "page": "4"})
@@ -209,7 +210,7 @@ def plan_of(svc: CrudService, stmt) -> str:
 def test_a_walk_tests_rows_in_the_index(movies: CrudService, sort, index) -> None:
     # Issue 5 (W2): the walk reads an index carrying name and director, so the
     # LIKE test needs no table row; and it is plain LIKE, not lower() LIKE lower().
-    if movies.session.get_bind().dialect.name != "sqlite":
+    if movies.dialect != "sqlite":
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans differ")
     query = movies.parse_query({"q": "star", "sort": sort})
     stmt = movies.select(query, walk_sort_index=True).limit(50)
@@ -304,7 +305,7 @@ def test_later_pages_read_ids_first_and_stay_exact(movies: CrudService, sort) ->
 
 
 def test_postgresql_reads_a_deep_page_from_the_index_alone(movies: CrudService) -> None:
-    if movies.session.get_bind().dialect.name != "postgresql":
+    if movies.dialect != "postgresql":
         pytest.skip("PostgreSQL's index-only scans (migration 0009)")
     movies.session.commit()
     with db.engine.connect() as conn:
@@ -338,3 +339,23 @@ def test_postgresql_trigram_indexes_take_writes_at_once(app: Flask) -> None:
         )
     assert len(options) == 4
     assert all(value == "fastupdate=off" for value in options.values()), options
+
+
+def test_a_page_reads_the_counter_row_once_and_only_where_kept(
+    movies: CrudService,
+) -> None:
+    # A page needs the table total and the filtered count: one read of the
+    # counter row serves both; PostgreSQL keeps no counter rows, so none.
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        movies.list(movies.parse_query({"q": "star", "sort": "-rating"}))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if "FROM row_counts" in s]
+    assert len(reads) == (1 if movies.dialect == "sqlite" else 0)

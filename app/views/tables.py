@@ -50,7 +50,6 @@ from app.resources import MOVIES, RATINGS
 from app.views.common import service
 from app.views.rows import (
     format_cell,
-    format_stats,
     is_numeric,
     summary_value,
     table_rows,
@@ -778,10 +777,8 @@ def init_app(app: Flask) -> None:
     """Register the table blueprints and the template filters they use."""
     for table in TABLES.values():
         app.register_blueprint(TableViews(table).blueprint())
-    app.add_template_filter(format_cell, "cell")
     app.add_template_filter(format_input, "input_value")
     app.add_template_filter(input_mode, "input_mode")
-    app.add_template_filter(format_stats, "stats")
     app.add_template_filter(thousands, "thousands")
     app.add_template_filter(step, "step")
     app.add_template_test(is_numeric, "numeric")
