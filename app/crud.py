@@ -59,6 +59,10 @@ class Conflict(ServiceError):
         self.current = current
 
 
+class _StaleWrite(Conflict):
+    """The UPDATE matched no row at the version read: someone wrote in between."""
+
+
 class QueryError(ServiceError):
     """A list query parameter is not acceptable (unknown sort key, bad number...)."""
 
@@ -721,9 +725,11 @@ class CrudService:
             out[summary.name] = values
         return out
 
-    def get(self, row_id: int) -> Any:
-        """Return the row with this id or raise NotFound."""
-        row = self.session.get(self.model, row_id)
+    def get(self, row_id: int, fresh: bool = False) -> Any:
+        """Return the row with this id or raise NotFound; `fresh` reads past caches."""
+        # A write must compare against the stored row: one this session cached
+        # earlier may be older than what the UPDATE will meet.
+        row = self.session.get(self.model, row_id, populate_existing=fresh)
         if row is None:
             raise NotFound(f"No {self.resource.singular} with id {row_id}.")
         return row
@@ -799,7 +805,8 @@ class CrudService:
                 session.commit()
             except StaleDataError:
                 session.rollback()
-                raise Conflict(None) from None
+                # A Conflict to every caller; update() alone may retry on it.
+                raise _StaleWrite(None) from None
             except (IntegrityError, DataError) as exc:
                 session.rollback()
                 raise ValidationError(
@@ -874,20 +881,55 @@ class CrudService:
             self.session.flush()
         return row
 
-    def update(self, row_id: int, data: Mapping[str, Any], version: int) -> Any:
-        """Change the given fields if the row is still at `version`; return it.
+    def update(
+        self,
+        row_id: int,
+        data: Mapping[str, Any],
+        version: int,
+        original: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Save data if the row is at `version` or its fields still hold `original`."""
+        # Without `original` a stale version is a conflict at once; with it, a write
+        # that lands between our read and our UPDATE (the version in the UPDATE's
+        # WHERE catches it) is worth another look, as it may have touched other
+        # fields only.
+        attempts = 1 if original is None else MERGE_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._write():
+                    row = self.get(row_id, fresh=True)
+                    if row.version != version and not self._holds(row, data, original):
+                        raise Conflict(row)
+                    values = self.validate(data, creating=False)
+                    for name, value in values.items():
+                        setattr(row, name, value)
+                    self.session.flush()
+                return row
+            except _StaleWrite:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
-        Raises Conflict (with the stored row) if someone changed it since.
-        """
-        with self._write():
-            row = self.get(row_id)
-            if row.version != version:
-                raise Conflict(row)
-            values = self.validate(data, creating=False)
-            for name, value in values.items():
-                setattr(row, name, value)
-            self.session.flush()
-        return row
+    def _holds(
+        self, row: Any, data: Mapping[str, Any], original: Mapping[str, Any] | None
+    ) -> bool:
+        """True when every declared field in `data` still holds its `original` value."""
+        if original is None:
+            return False
+        for f in self.resource.fields:
+            if f.name not in data:
+                continue  # undeclared keys are ignored by validate() too
+            if f.name not in original:
+                return False
+            try:
+                # Parsed as the editor's input would be, so "8.0", " Ana " and ""
+                # compare as the 8.0, "Ana" and NULL they were drawn from.
+                started = f.kind.parse(f.label, original[f.name])
+            except ValueError:
+                return False  # not a value the field could hold, so not its value
+            if not _same_value(f.kind, getattr(row, f.name), started):
+                return False
+        return True
 
     def delete(self, row_id: int, version: int | None = None) -> dict[str, Any]:
         """Delete a row (its children cascade) and return a snapshot for restore."""
@@ -1232,6 +1274,28 @@ class CrudService:
                 if name in children
             },
         }
+
+
+# Tries at a merged update() before it gives up with Conflict. A retry is needed
+# only after a write commits between our read and our UPDATE (PostgreSQL; SQLite's
+# writers take turns), so two editors of one row need two tries; three leave room
+# for a third without letting a busy row keep a request looping.
+MERGE_ATTEMPTS = 3
+
+
+def _same_value(kind: FieldKind, stored: Any, started: Any) -> bool:
+    """True when a stored value equals a parsed one, as far as the field can tell."""
+    if isinstance(stored, str):
+        stored = stored.strip() or None  # what Text.parse would have made of it
+    if stored is None or started is None:
+        return stored is None and started is None
+    if isinstance(kind, Number):
+        # A Float column gives back a binary double; at the field's own precision
+        # 8.0 and 8, or 8.1 and 8.1000000000000001, are one value.
+        return round(Decimal(str(stored)), kind.places) == round(
+            Decimal(str(started)), kind.places
+        )
+    return bool(stored == started)
 
 
 # How long a trashed row can be brought back (the UI offers it for seconds; a

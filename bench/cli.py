@@ -1,4 +1,4 @@
-"""`python -m bench`: set up the peers and data, serve, measure W1-W6, report."""
+"""`python -m bench`: set up the peers and data, serve, measure W1-W7, report."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ RESULTS = BENCH / "results"
 INSTANCE = DATA / "instance"
 EXPORT_COLUMNS = ("id", "rating", "author", "movie_id", "movie_name")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 
 
 @dataclass(frozen=True)
@@ -405,11 +405,21 @@ def ours(workload: str, server: Server, f: Facts) -> W.Variant:
         return W.Variant(
             "reeltable", "", server, [Req("GET", "/movies", W.BROWSER_ENCODINGS)], True
         )
+    if workload == "W7":
+        return W.Variant(
+            "reeltable",
+            f"Chromium, {W.EDITOR_LATENCY_MS} ms latency",
+            server,
+            [Req("GET", "/movies")],
+            True,
+        )
     raise ValueError(workload)
 
 
 def peer_variants(workload: str, s: dict[str, Server], f: Facts) -> list[W.Variant]:
     """What each peer is asked for a workload (or why it cannot do it)."""
+    if workload == "W7":
+        return []  # the peers have no keyboard-opened cell editor to time
     ds, fa, sw = s["Datasette"], s["Flask-Admin"], s["sqlite-web"]
     cols = [c for c in EXPORT_COLUMNS if c != "id"]
     if workload == "W1":
@@ -688,6 +698,10 @@ def run_workloads(
             )
         elif workload == "W6":
             out += W.first_load(variants, samples=settings.first_load_samples, **common)
+        elif workload == "W7":
+            out += W.editor_open(
+                variants, n=settings.n, warmup=settings.warmup, **common
+            )
     return out
 
 

@@ -1,4 +1,4 @@
-"""W1-W6 as the issue lists them: what each tool is asked, and how it is timed."""
+"""W1-W7 as the issues list them: what each tool is asked, and how it is timed."""
 
 from __future__ import annotations
 
@@ -632,3 +632,136 @@ def first_load(
         r.metrics.setdefault("load", [round(load_before, 2), round(load_after, 2)])
     log_results(pairs, log)
     return [r for _, r in pairs]
+
+
+# ---------------------------------------------------------------- W7 editor open
+
+# Emulated latency: an editor that waits on the server shows it in full.
+EDITOR_LATENCY_MS = 100
+EDITABLE_FIELDS = ("name", "director", "rating")
+ROWS = "table[data-grid] #movie-rows > tr.data-row"
+EDITOR_INPUT = 'form.cell-editor input:not([type="hidden"])'
+
+# Both clocks are read in the page: the Enter that opens an editor, and the moment an
+# input inside form.cell-editor takes the focus. Capture phase, so the app's own
+# handlers cannot hide either event.
+EDITOR_CLOCK = """
+window.__editorOpen = { down: null, focus: null };
+document.addEventListener("keydown", (event) => {
+  if ((event.key === "Enter" || event.key === "F2")
+      && event.target.matches && event.target.matches("td.editable")) {
+    window.__editorOpen = { down: performance.now(), focus: null };
+  }
+}, true);
+document.addEventListener("focusin", (event) => {
+  const clock = window.__editorOpen;
+  if (clock.down !== null && clock.focus === null
+      && event.target.matches && event.target.matches("form.cell-editor input")) {
+    clock.focus = performance.now();
+  }
+}, true);
+"""
+
+
+def editor_open(
+    variants: Sequence[Variant],
+    *,
+    backend: str,
+    size: str,
+    n: int,
+    warmup: int,
+    latency_ms: int = EDITOR_LATENCY_MS,
+    log=print,
+) -> list[Result]:
+    """W7: time from Enter on a grid cell to its editor holding focus, in Chromium."""
+    pairs = _results_for("W7", variants, backend, size)
+    try:
+        from playwright.sync_api import Error as BrowserError
+    except ImportError:
+        for _, r in pairs:
+            r.status, r.note = (
+                "n/a",
+                "n/a (Playwright not installed: pip install -e '.[test]')",
+            )
+        log_results(pairs, log)
+        return [r for _, r in pairs]
+    load_before = loadavg()
+    for v, r in pairs:
+        if r.status != "ok":
+            continue
+        assert v.server is not None
+        url = f"http://{http.HOST}:{v.server.port}{v.reqs[0].path}"
+        r.request = (
+            f"Chromium, {latency_ms} ms emulated latency: Enter on a focused cell"
+            f" of GET {v.reqs[0].path} until its editor's input has the focus"
+        )
+        try:
+            samples = open_editors(url, n, warmup, latency_ms)
+        except (BrowserError, AssertionError) as exc:  # expect() raises the latter
+            r.status, r.note = "error", str(exc).splitlines()[0]
+            continue
+        r.metrics.update(summarize(samples))
+        r.metrics["latency_ms"] = latency_ms
+    load_after = loadavg()
+    for _, r in pairs:
+        r.metrics.setdefault("load", [round(load_before, 2), round(load_after, 2)])
+    log_results(pairs, log)
+    return [r for _, r in pairs]
+
+
+def open_editors(url: str, n: int, warmup: int, latency_ms: int) -> list[float]:
+    """Open and cancel n + warmup editors down the columns; return n times in s."""
+    from playwright.sync_api import Error as BrowserError
+    from playwright.sync_api import expect, sync_playwright
+
+    from e2e.browser import LAUNCH_ARGS, executable_path
+
+    chromium = executable_path()  # starts a Playwright of its own: not inside ours
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.add_init_script(EDITOR_CLOCK)
+            cdp = context.new_cdp_session(page)
+            cdp.send("Network.enable")
+            cdp.send(
+                "Network.emulateNetworkConditions",
+                {
+                    "offline": False,
+                    "latency": latency_ms,
+                    "downloadThroughput": -1,
+                    "uploadThroughput": -1,
+                },
+            )
+            page.goto(url)
+            rows = page.locator(ROWS)
+            expect(rows.first).to_be_visible()
+            count = rows.count()
+            samples: list[float] = []
+            before = None
+            for k in range(warmup + n):
+                # Down one column, then to the top of the next: a fresh cell each time.
+                at = (k % count, EDITABLE_FIELDS[(k // count) % len(EDITABLE_FIELDS)])
+                cell = rows.nth(at[0]).locator(f'td.editable[data-field="{at[1]}"]')
+                if before == (at[0] - 1, at[1]):
+                    page.keyboard.press("ArrowDown")
+                else:
+                    cell.focus()
+                expect(cell).to_be_focused()
+                page.keyboard.press("Enter")
+                editor = rows.nth(at[0]).locator(f'td[data-field="{at[1]}"]')
+                expect(
+                    editor.locator(EDITOR_INPUT), f"no editor took the focus at {at}"
+                ).to_be_focused()
+                clock = page.evaluate("() => window.__editorOpen")
+                if clock["down"] is None or clock["focus"] is None:
+                    raise BrowserError(f"editor clock not read at {at}: {clock}")
+                if k >= warmup:
+                    samples.append((clock["focus"] - clock["down"]) / 1000)
+                page.keyboard.press("Escape")
+                expect(cell, f"Escape left no focused cell at {at}").to_be_focused()
+                before = at
+        finally:
+            browser.close()
+    return samples

@@ -40,6 +40,11 @@ def cell(row: Locator, field: str) -> Locator:
     return row.locator(f':scope > td[data-field="{field}"]')
 
 
+def saved(page: Page) -> None:
+    """Wait until no save is in flight: no cell is marked busy (issue 10)."""
+    expect(page.locator('td[aria-busy="true"]')).to_have_count(0)
+
+
 def accept_dialogs(page: Page) -> None:
     """Say yes to every confirm() (the delete confirmation)."""
     page.on("dialog", lambda dialog: dialog.accept())

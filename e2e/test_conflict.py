@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from e2e.conftest import Server
-from e2e.live import cell, movie, movie_id, show_movie
+from e2e.live import cell, movie, movie_id, saved, show_movie
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def test_conflict_keep_mine(page: Page, other: Page, server: Server) -> None:
     mine = show_movie(page, server, "Seven Samurai")  # loaded before the other edit
     theirs = save(other, server, "Seven Samurai", "director", "Director", "Kurosawa")
     expect(cell(theirs, "director")).to_have_text("Kurosawa")
+    saved(other)
 
     cell(mine, "director").click()
     box = mine.get_by_role("textbox", name="Director")
@@ -47,6 +48,8 @@ def test_conflict_keep_mine(page: Page, other: Page, server: Server) -> None:
     expect(keep).to_be_focused()
     keep.click()
     expect(cell(mine, "director")).to_have_text("Akira K.")
+    expect(cell(mine, "director")).to_be_focused()
+    saved(page)
     assert movie(server, row_id)[1] == "Akira K."
     page.reload()
     expect(cell(page.locator(f"#movie-{row_id}"), "director")).to_have_text("Akira K.")
@@ -57,6 +60,7 @@ def test_conflict_take_theirs(page: Page, other: Page, server: Server) -> None:
     mine = show_movie(page, server, "High and Low")
     save(other, server, "High and Low", "rating", "Rating", "8.5")
     expect(other.locator(f"#movie-{row_id}-rating")).to_have_text("8.5")
+    saved(other)
 
     cell(mine, "rating").click()
     box = mine.get_by_role("textbox", name="Rating")
@@ -66,6 +70,7 @@ def test_conflict_take_theirs(page: Page, other: Page, server: Server) -> None:
     expect(conflict.get_by_role("alert")).to_contain_text("Stored now: 8.5")
     conflict.get_by_role("button", name="Take theirs").click()
     expect(cell(mine, "rating")).to_have_text("8.5")
+    expect(cell(mine, "rating")).to_be_focused()
     expect(mine.get_by_role("alert")).to_have_count(0)
     assert movie(server, row_id)[2] == 8.5
     # The row now carries the stored version: the next edit saves normally.
@@ -74,4 +79,5 @@ def test_conflict_take_theirs(page: Page, other: Page, server: Server) -> None:
     box.fill("8.6")
     box.press("Enter")
     expect(cell(mine, "rating")).to_have_text("8.6")
+    saved(page)
     assert movie(server, row_id)[2] == 8.6

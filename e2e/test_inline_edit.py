@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import Server
-from e2e.live import cell, movie, movie_id, show_movie
+from e2e.live import cell, movie, movie_id, saved, show_movie
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,11 @@ def test_edit_each_column_and_reload(
     box.press("Enter")
     expect(row.get_by_role("textbox")).to_have_count(0)
     expect(cell(row, field)).to_have_text(shown)
-    expect(cell(row, field)).to_be_focused()  # back on the cell, as in a spreadsheet
+    # Enter goes down the same column, as in a spreadsheet (issue 10); the search
+    # may list this movie alone, and then the focus stays on its cell.
+    focused = page.locator(f'td[data-field="{field}"]:focus')
+    expect(focused).to_have_count(1)
+    saved(page)
     columns = {"name": 0, "director": 1, "rating": 2}
     assert movie(server, row_id)[columns[field]] == stored
     page.reload()
@@ -62,6 +66,7 @@ def test_leaving_the_field_saves(page: Page, server: Server) -> None:
     row.get_by_role("textbox", name="Director").fill("A. Kurosawa")
     page.get_by_role("heading", name="Movies").click()  # somewhere else
     expect(cell(row, "director")).to_have_text("A. Kurosawa")
+    saved(page)
     assert movie(server, row_id)[1] == "A. Kurosawa"
 
 
@@ -91,6 +96,7 @@ def test_tab_saves_and_opens_the_next_cell_shift_tab_the_previous(
     director = row.get_by_role("textbox", name="Director")
     expect(director).to_be_focused()
     expect(cell(row, "name")).to_have_text("Rashōmon")
+    saved(page)
     assert movie(server, row_id)[0] == "Rashōmon"
     page.keyboard.press("Tab")  # unchanged: nothing is sent, the next cell opens
     expect(row.get_by_role("textbox", name="Rating")).to_be_focused()

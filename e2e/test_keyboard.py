@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import Locator, Page, expect
 
 from e2e.conftest import Server
-from e2e.live import accept_dialogs, cell, movie, movie_id, show_movie
+from e2e.live import accept_dialogs, cell, movie, movie_id, saved, show_movie
 
 
 def focus_ring(locator: Locator) -> tuple[str, float]:
@@ -58,17 +58,28 @@ def test_tab_into_the_grid_and_move_with_arrows(page: Page, server: Server) -> N
 
 def test_enter_edits_and_keys_save_or_cancel(page: Page, server: Server) -> None:
     row_id = movie_id(server, "Star Trek")
-    row = show_movie(page, server, "Star Trek")
+    page.goto(server.url + "/movies?q=star+trek&sort=name")
+    row = page.locator(f"#movie-{row_id}")
+    below = row.locator("xpath=following-sibling::tr[1]")
     cell(row, "rating").focus()
     page.keyboard.press("Enter")
     box = row.get_by_role("textbox", name="Rating")
     expect(box).to_be_focused()
     style, width = focus_ring(box)
     assert style != "none" and width >= 2
+    # Issue 10: Enter edits with the caret at the end of the value.
+    assert box.evaluate("el => el.selectionStart === el.value.length")
+    page.keyboard.press("Control+a")
     page.keyboard.type("8.0")
     page.keyboard.press("Enter")
     expect(cell(row, "rating")).to_have_text("8.0")
+    expect(cell(below, "rating")).to_be_focused()  # and Enter saves, going down
+    page.keyboard.press("Shift+Tab")  # not an editor: Tab leaves the grid
+    page.keyboard.press("Tab")
+    expect(cell(below, "rating")).to_be_focused()
+    page.keyboard.press("ArrowUp")
     expect(cell(row, "rating")).to_be_focused()
+    saved(page)
     assert movie(server, row_id)[2] == 8.0
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("F2")

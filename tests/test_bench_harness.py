@@ -235,3 +235,14 @@ def test_markdown_table():
     assert "| **reeltable** | – | – |  | n/a (no endpoint) |" in text
     assert "| W2 p95 < 5 ms | 3.00 ms | yes |" in text
     assert "- reeltable: `gunicorn ...`" in text
+
+
+def test_editor_open_is_ours_alone_with_a_one_frame_target():
+    """W7 has no peers; its p95 is held to one frame (16 ms) and shown per opening."""
+    w7 = _result("W7", "reeltable", {"p50_ms": 112.0, "p95_ms": 130.0, "n": 200}, True)
+    targets = {t["target"]: t for t in report.evaluate([w7], "m1-r1-s42", None)}
+    assert targets["W7 editor open p95 < 16 ms (one frame)"]["met"] is False
+    assert report.versus_best_peer(w7, [w7]) == "–"
+    lines = report.table([w7], "W7", "SQLite", "m1-r1-s42")
+    assert lines[0] == "| tool | median | p95 | openings | vs best peer | note |"
+    assert lines[2] == "| **reeltable** | 112 ms | 130 ms | 200 | – |  |"

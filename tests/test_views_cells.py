@@ -9,7 +9,7 @@ from flask import Flask
 from app.db import db
 from app.models import Movie, Rating
 from tests.conftest import Hx
-from tests.live_html import Element, assert_fragment, top_level
+from tests.live_html import Element, assert_fragment, parse, top_level
 
 
 def stored(app: Flask, model: type, row_id: int) -> dict | None:
@@ -40,67 +40,73 @@ def only(html: str) -> Element:
 
 # ------------------------------------------------------------ the editor
 
+# Issue 10: editors open with no round trip. Each grid carries one <template> per
+# inline-editable column, drawn by the same code as a refused save's editor.
+
 
 @pytest.mark.parametrize(
-    ("field", "label", "value"),
-    [("name", "Name", "Alien"), ("director", "Director", "Ridley Scott"),
-     ("rating", "Rating", "8.5")],
+    ("field", "label", "mode"),
+    [("name", "Name", None), ("director", "Director", None),
+     ("rating", "Rating", "decimal")],
 )  # fmt: skip
-def test_cell_editor_fragment(
-    hx: Hx, sample: dict, field: str, label: str, value: str
+def test_every_editable_column_has_an_editor_template(
+    hx: Hx, sample: dict, field: str, label: str, mode: str | None
 ) -> None:
-    movie = sample["alien"]
-    response = hx.get(f"/movies/{movie}/cells/{field}/edit?version=1")
-    assert response.status_code == 200
-    cell = only(response.text)
-    assert cell.tag == "td"
-    assert cell["id"] == f"movie-{movie}-{field}"
-    form = cell.find("form")
-    assert form["hx-patch"] == f"/movies/{movie}"
-    assert form["hx-target"] == "closest tr"
+    tree = parse(hx.get("/movies").text)
+    grid = tree.by_id("movie-table").find("table")
+    template = grid.find("template", data_editor=field)
+    form = template.find("form", class_="cell-editor")
+    assert "hx-patch" not in form.attrs  # app.js sends it, through the row's queue
     box = form.find("input", name=field)
     assert box["aria-label"] == label
-    assert box["value"] == value
-    assert box["data-original"] == value
-    assert "autofocus" in box.attrs
-    assert form.find("input", name="version")["value"] == "1"
-    assert "HX-Request" in response.headers["Vary"]
+    assert box["value"] == "" and box["data-original"] == ""
+    assert box.get("inputmode") == mode
+    error = form.find("p", class_="field-error")
+    assert error["role"] == "alert" and "hidden" in error.attrs
+    buttons = [b.text for b in form.find_all("button")]
+    assert buttons == ["Save", "Cancel"]
+    assert grid.find("template", data_none="").find(class_="none") is not None
 
 
-def test_editor_keeps_the_version_the_page_showed(
+def test_only_editable_columns_get_templates(hx: Hx, sample: dict) -> None:
+    tree = parse(hx.get(f"/movies/{sample['alien']}/ratings").text)
+    nested = tree.find("table", class_="nested-grid")
+    editors = [
+        t["data-editor"]
+        for t in nested.find_all("template")
+        if "data-editor" in t.attrs
+    ]
+    assert editors == ["rating", "author"]  # movie_name is derived, never typed
+    labels = [
+        t.find("input")["aria-label"]
+        for t in nested.find_all("template")
+        if "data-editor" in t.attrs
+    ]
+    assert labels == ["Rating", "Author"]
+
+
+def test_rows_carry_their_version_and_where_a_save_goes(
     app: Flask, hx: Hx, sample: dict
 ) -> None:
-    bump(app, sample["alien"], director="R. Scott")
-    cell = only(hx.get(f"/movies/{sample['alien']}/cells/director/edit?version=1").text)
-    # It shows what is stored, but saving will be checked against version 1.
-    assert cell.find("input", name="director")["value"] == "R. Scott"
-    assert cell.find("input", name="version")["value"] == "1"
+    movie = sample["alien"]
+    row = parse(hx.get("/movies").text).by_id(f"movie-{movie}")
+    assert row["data-version"] == "1"
+    assert row["data-update-url"] == f"/movies/{movie}"
+    bump(app, movie, director="R. Scott")
+    row = parse(hx.get("/movies").text).by_id(f"movie-{movie}")
+    assert row["data-version"] == "2"
 
 
-def test_editor_without_version_uses_the_stored_one(
-    app: Flask, hx: Hx, sample: dict
-) -> None:
-    bump(app, sample["alien"], director="R. Scott")
-    cell = only(hx.get(f"/movies/{sample['alien']}/cells/director/edit").text)
-    assert cell.find("input", name="version")["value"] == "2"
-
-
-def test_rating_editors_are_labelled(hx: Hx, sample: dict) -> None:
-    with_rating = 1  # the first rating of the sample
-    for field, label in (("rating", "Rating"), ("author", "Author")):
-        cell = only(hx.get(f"/ratings/{with_rating}/cells/{field}/edit").text)
-        assert cell.find("input", name=field)["aria-label"] == label
+def test_no_request_opens_an_editor(hx: Hx, sample: dict) -> None:
+    # The per-cell editor fragment of the old design is gone.
+    assert hx.get(f"/movies/{sample['alien']}/cells/name/edit").status_code == 404
 
 
 @pytest.mark.parametrize(
     ("url", "status"),
     [
-        ("/movies/999/cells/name/edit", 404),
-        ("/movies/1/cells/bogus/edit", 404),
-        ("/movies/1/cells/id/edit", 404),
-        ("/ratings/1/cells/movie_name/edit", 404),  # derived, never typed
-        ("/movies/1/cells/name/edit?version=x", 400),
         ("/movies/999/row", 404),
+        ("/ratings/999/row?nested=1", 404),
     ],
 )
 def test_cell_and_row_errors(hx: Hx, sample: dict, url: str, status: int) -> None:
@@ -133,8 +139,8 @@ def test_rating_row_under_its_movie_drops_the_movie_column(
         "rating", "author"
     ]  # fmt: skip
     assert nested["data-row-url"] == "/ratings/1/row?nested=1"
-    edit = nested.find("td", data_field="author")["data-edit-url"]
-    assert edit == "/ratings/1/cells/author/edit?version=1&nested=1"
+    assert nested["data-update-url"] == "/ratings/1?nested=1"
+    assert nested["data-version"] == "1"
 
 
 # ------------------------------------------------------------ saving
@@ -159,8 +165,8 @@ def test_patch_saves_one_field_and_returns_the_row(
     row = only(response.text)
     assert row["id"] == f"movie-{movie}"
     assert row.by_id(f"movie-{movie}-{field}").text == shown
-    # The re-rendered cells carry the new version for the next edit.
-    assert "version=2" in row.by_id(f"movie-{movie}-name")["data-edit-url"]
+    # The re-rendered row carries the new version for the next edit.
+    assert row["data-version"] == "2"
     after = stored(app, Movie, movie)
     assert after[field] == kept
     assert after["version"] == 2
@@ -195,7 +201,9 @@ def test_invalid_value_keeps_the_editor_open_with_the_message(
     error = cell.by_id(box["aria-describedby"])
     assert error["role"] == "alert"
     assert error.text == message
-    assert cell.find("input", name="version")["value"] == "1"
+    # The value the editor started from: the stored one (for the merge).
+    assert box["data-original"] == {"name": "Alien", "director": "Ridley Scott",
+                                    "rating": "8.5"}[field]  # fmt: skip
     assert stored(app, Movie, movie) == before
 
 
@@ -215,8 +223,10 @@ def test_stale_version_is_a_conflict_showing_both_values(
     buttons = [b.text for b in cell.find_all("button")]
     assert buttons == ["Keep mine", "Take theirs"]
     assert cell.find("button", data_take_theirs="")["hx-get"] == f"/movies/{movie}/row"
-    # Keep mine resubmits what was typed with the version now stored.
-    assert cell.find("input", name="version")["value"] == "2"
+    # Keep mine resubmits what was typed with the version now stored, starting
+    # from the value now stored.
+    assert row["data-version"] == "2"
+    assert cell.find("form")["data-original"] == "Alien (1979)"
     assert cell.find("input", name="name")["value"] == "Alien!"
     assert stored(app, Movie, movie)["name"] == "Alien (1979)"
     again = hx.patch(f"/movies/{movie}", data={"name": "Alien!", "version": "2"})
@@ -236,9 +246,20 @@ def test_conflict_is_checked_before_validation(
 
 
 def test_patch_of_a_deleted_row_is_404(app: Flask, hx: Hx, sample: dict) -> None:
+    # Issue 10: the message says so and quotes what was typed, to copy it.
     response = hx.patch("/movies/999", data={"name": "X", "version": "1"})
     assert response.status_code == 404
-    assert "No movie with id 999" in assert_fragment(response.text).text
+    alert = assert_fragment(response.text).find(role="alert")
+    assert alert.text == (
+        "Not found. This movie was deleted by someone else. You typed: “X”."
+    )
+
+
+def test_delete_of_a_deleted_row_is_404(app: Flask, hx: Hx, sample: dict) -> None:
+    response = hx.delete("/movies/999")
+    assert response.status_code == 404
+    alert = assert_fragment(response.text).find(role="alert")
+    assert alert.text == "Not found. This movie was deleted by someone else."
 
 
 @pytest.mark.parametrize("version", [None, "", "abc", "-1", "1.5"])

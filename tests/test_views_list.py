@@ -111,14 +111,15 @@ def test_movie_table_columns_caption_and_rows(
     assert tree.by_id("movie-count").text == "3 of 3 movies"
 
 
-def test_editable_cells_carry_the_version_the_page_showed(
+def test_rows_carry_the_version_the_page_showed(
     client: FlaskClient, sample: dict
 ) -> None:
     tree = parse(client.get("/movies").text)
+    row = tree.by_id(f"movie-{sample['alien']}")
+    assert row["data-version"] == "1"
+    assert row["data-update-url"] == f"/movies/{sample['alien']}"
     cell = tree.by_id(f"movie-{sample['alien']}-director")
-    assert cell["data-edit-url"] == (
-        f"/movies/{sample['alien']}/cells/director/edit?version=1"
-    )
+    assert "editable" in cell.classes
     assert cell["tabindex"] == "-1"
 
 
@@ -144,8 +145,10 @@ def test_ratings_table_is_built_from_the_same_parts(
     ]
     # The movie name is derived, so not editable; rating and author are.
     first = rows[0]
-    assert "data-edit-url" not in first.find("td", data_field="movie_name").attrs
-    assert "data-edit-url" in first.find("td", data_field="author").attrs
+    assert "editable" not in first.find("td", data_field="movie_name").classes
+    assert "editable" in first.find("td", data_field="author").classes
+    assert table.find("template", data_editor="movie_name") is None
+    assert table.find("template", data_editor="author") is not None
     assert tree.by_id("rating-count").text == "4 of 4 ratings"
 
 
@@ -361,7 +364,8 @@ def test_read_only_visitors_see_no_edit_controls(
         dispose(app)
     tree = parse(html)
     assert tree.by_id("movie-rows").find_all("tr", class_="data-row")
-    assert "data-edit-url" not in html
+    assert "data-editor" not in html
+    assert tree.find("td", class_="editable") is None
     assert tree.find(id="movie-add") is None
     assert tree.find("button", class_="delete-button") is None
     assert tree.find("th", class_="actions") is None

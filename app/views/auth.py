@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     current_app,
+    make_response,
     redirect,
     render_template,
     request,
@@ -15,6 +16,7 @@ from flask import (
 )
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response
 
 from app.accounts import Account, accounts_enabled, authenticate, limiter
@@ -43,6 +45,15 @@ def _account_key() -> str:
 def _failed(response: Response) -> bool:
     """Only failed attempts count against the limits."""
     return response.status_code != 303
+
+
+@bp.get("/csrf-token")
+def csrf_token() -> Response:
+    """A fresh CSRF token, for a page whose session changed in another tab."""
+    response = make_response(generate_csrf())
+    response.mimetype = "text/plain"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/login")

@@ -13,18 +13,28 @@ from werkzeug.exceptions import (
 
 from app.crud import NotFound, QueryError
 from app.htmx import is_htmx
-from app.security import request_id, too_large_message
+from app.security import SIGN_IN, request_id, too_large_message
 
 # Headers an HTTP error carries that the client needs (405 Allow, 429 Retry-After).
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 def _render(
-    status: int, title: str, message: str, headers: Headers | None = None
+    status: int,
+    title: str,
+    message: str,
+    headers: Headers | None = None,
+    reason: str = "",
 ) -> tuple[str, int, Headers]:
-    """Render an error as a full page, or as a message fragment for htmx."""
+    """Render an error as a full page, or as a message fragment for htmx.
+
+    `reason` names a refusal app.js can act on ("csrf": fetch a fresh token and
+    retry; "sign-in": offer to sign in and retry), in the fragment's data-reason.
+    """
     template = "partials/error_message.html" if is_htmx(request) else "error.html"
-    body = render_template(template, status=status, title=title, message=message)
+    body = render_template(
+        template, status=status, title=title, message=message, reason=reason
+    )
     return body, status, headers or Headers()
 
 
@@ -57,6 +67,7 @@ def init_app(app: Flask) -> None:
             400,
             "Request refused",
             f"{exc.description} Reload the page and try again.",
+            reason="csrf",
         )
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -82,6 +93,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[str, int, Headers]:
         """Any other HTTP error, rendered for people rather than as bare text."""
+        reason = "sign-in" if exc.description == SIGN_IN else ""
         return _render(
-            exc.code or 500, exc.name, exc.description or exc.name, _kept(exc)
+            exc.code or 500,
+            exc.name,
+            exc.description or exc.name,
+            _kept(exc),
+            reason,
         )

@@ -5,7 +5,22 @@ Everything else a page shows lives in templates. The rows do not: drawn by Jinja
 than the query behind them; this module draws the same HTML in ~0.9 ms (issue 5,
 W2/W3; measured on bench data). Templates call it through `table_rows` and
 `summary_value`, so a page, a fragment and a single re-rendered row all come from
-here. A cell being edited comes from its Jinja macro and is handed in (`replace`).
+here, and so does every cell editor (`editor_cell`, `editor_templates`).
+
+The DOM contract static/js/app.js relies on (issue 10):
+- `table[data-grid]`: a keyboard grid. Its `<template data-editor="<field>">` hold
+  one editor per editable column (and `<template data-none>` the empty-value mark);
+  app.js clones them into a cell, so opening an editor needs no request.
+- `tr.data-row#<singular>-<id>`: `data-version` (the row version a save carries),
+  `data-update-url` (where a save is sent, PATCH) and `data-row-url` (GET: the row
+  again, to take the stored values).
+- `td[data-field]#<singular>-<id>-<field>`: a value cell; `.editable` when it can
+  be edited inline, `.editing` while it holds a `form.cell-editor`. A cell's value
+  is its text, or "" when it holds the `.none` mark.
+- `form.cell-editor`: one `input[name=<field>]` whose `data-original` is the value
+  the editor started from (sent as `original.<field>`, for the field-level merge),
+  a `p.field-error` (hidden when empty) and `.editor-actions` Save/Cancel buttons
+  (shown on touch screens).
 """
 
 from __future__ import annotations
@@ -112,13 +127,7 @@ class RowUrls:
             return tuple(str(escape(p)) for p in split) if html else split
 
         self._row = parts("row", **args)
-        self._edit_cell = {
-            field.name: parts(
-                "edit_cell", _VERSION, field=field.name, version=_VERSION, **args
-            )
-            for field in table.fields(nested)
-            if table.editable(field.name)
-        }
+        self._update = parts("update", **args)
         children = table.children if not nested else ()
         self._children = {child: parts(child) for child in children}
         self._edit = parts("edit", next=back)
@@ -130,10 +139,10 @@ class RowUrls:
         a, b = self._row
         return f"{a}{row_id}{b}"
 
-    def edit_cell(self, row_id: int, field: str, version: int) -> str:
-        """url_for("<table>.edit_cell", row_id=.., field=.., version=.., [nested=1])."""
-        a, b, c = self._edit_cell[field]
-        return f"{a}{row_id}{b}{version}{c}"
+    def update(self, row_id: int) -> str:
+        """url_for("<table>.update", row_id=row_id, [nested=1])."""
+        a, b = self._update
+        return f"{a}{row_id}{b}"
 
     def child(self, row_id: int, child: str) -> str:
         """url_for("<table>.<child>", row_id=row_id)."""
@@ -228,8 +237,9 @@ def table_rows(
         p = f"{prefix}{row_id}"
         title = escape(table.title(item))
         out = [
-            f'<tr id="{p}" class="data-row{new_class}"'
-            f' data-row-url="{urls.row(row_id)}">'
+            f'<tr id="{p}" class="data-row{new_class}" data-version="{item.version}"'
+            f' data-row-url="{urls.row(row_id)}"'
+            f' data-update-url="{urls.update(row_id)}">'
         ]
         if toggles:
             out.append('<td class="toggle js-only" tabindex="-1">')
@@ -243,20 +253,15 @@ def table_rows(
                     "</button>"
                 )
             out.append("</td>")
-        for name, field, css, editable in shown:
+        for name, field, css, _editable in shown:
             if name in swapped:
                 out.append(swapped[name])
                 continue
             value = getattr(item, name)
             text = _NONE if value is None else escape(format_cell(value, field))
-            edit = (
-                f' data-edit-url="{urls.edit_cell(row_id, name, item.version)}"'
-                if editable
-                else ""
-            )
             out.append(
                 f'<td id="{p}-{name}" class="{css}" data-field="{name}"'
-                f' tabindex="-1"{edit}>{text}</td>'
+                f' tabindex="-1">{text}</td>'
             )
         for summary in row_summaries:
             stats = summaries[summary.name][row_id]
@@ -279,3 +284,73 @@ def table_rows(
         out.append("</tr>")
         rows.append("".join(out))
     return Markup("\n".join(rows))
+
+
+# ---------------------------------------------------------------- editors
+
+
+def input_mode(field: Field) -> str:
+    """The on-screen keyboard a field wants (inputmode), or ""."""
+    if isinstance(field.kind, Number):
+        return "decimal"
+    if isinstance(field.kind, Integer):
+        return "numeric"
+    return ""
+
+
+def editor_form(
+    field: Field,
+    value: str = "",
+    original: str = "",
+    error: str | None = None,
+    error_id: str = "",
+) -> str:
+    """A cell editor: the input, its message and the touch-screen buttons.
+
+    The same markup serves the per-table templates app.js clones (empty) and a
+    refused save re-rendered by the server (holding what was typed and why).
+    """
+    mode = input_mode(field)
+    invalid = f' aria-invalid="true" aria-describedby="{error_id}"' if error else ""
+    message = (
+        f'<p id="{error_id}" class="field-error" role="alert">{escape(error)}</p>'
+        if error
+        else '<p class="field-error" role="alert" hidden></p>'
+    )
+    return (
+        '<form class="cell-editor" novalidate>'
+        f'<input type="text" name="{field.name}" value="{escape(value)}"'
+        f' aria-label="{escape(field.label)}" autocomplete="off" spellcheck="false"'
+        + (f' inputmode="{mode}"' if mode else "")
+        + f' data-original="{escape(original)}"{invalid}>'
+        f"{message}"
+        '<span class="editor-actions">'
+        '<button type="submit" class="editor-save">Save</button>'
+        '<button type="button" class="editor-cancel">Cancel</button>'
+        "</span></form>"
+    )
+
+
+def editor_cell(
+    table: Table, item: Any, field: Field, value: str, error: str | None
+) -> Markup:
+    """A cell holding its editor: a save the server refused, with the message."""
+    cell_id = f"{table.singular}-{item.id}-{field.name}"
+    css = "cell" + (" num" if is_numeric(field) else "") + " editable editing"
+    original = format_cell(getattr(item, field.name), field)
+    form = editor_form(field, value, original, error, f"{cell_id}-error")
+    return Markup(
+        f'<td id="{cell_id}" class="{css}" data-field="{field.name}"'
+        f' tabindex="-1">{form}</td>'
+    )
+
+
+def editor_templates(table: Table, nested: bool = False) -> Markup:
+    """One `<template>` editor per inline-editable column, for app.js to clone."""
+    out = [f"<template data-none>{_NONE}</template>"]
+    for field in table.fields(nested):
+        if table.editable(field.name):
+            out.append(
+                f'<template data-editor="{field.name}">{editor_form(field)}</template>'
+            )
+    return Markup("".join(out))

@@ -35,8 +35,8 @@ from app.crud import (
     CrudService,
     Field,
     Filter,
-    Integer,
     ListQuery,
+    NotFound,
     Number,
     Page,
     QueryError,
@@ -49,11 +49,17 @@ from app.htmx import current_url, is_htmx, is_partial, push_url, retarget
 from app.resources import MOVIES, RATINGS
 from app.views.common import service
 from app.views.rows import (
+    editor_cell,
+    editor_templates,
     format_cell,
+    input_mode,
     is_numeric,
     summary_value,
     table_rows,
 )
+
+# Form keys `original.<field>`: the value an editor started from (field-level merge).
+ORIGINAL = "original."
 
 # ---------------------------------------------------------------- declarations
 
@@ -250,13 +256,6 @@ class TableViews:
             ("/<int:row_id>/delete", "delete_form", self.delete_form, "POST", {}),
             ("/<int:row_id>/edit", "edit", self.edit, "GET", {}),
             ("/<int:row_id>/row", "row", self.row, "GET", {}),
-            (
-                "/<int:row_id>/cells/<field>/edit",
-                "edit_cell",
-                self.edit_cell,
-                "GET",
-                {},
-            ),
         ]
         for child in self.table.children:
             rule = f"/<int:row_id>/{child}"
@@ -381,7 +380,29 @@ class TableViews:
     def changes(form: Mapping[str, str]) -> dict[str, str]:
         """The submitted field values, without the bookkeeping inputs."""
         skip = {"version", "csrf_token", "next", "nested"}
-        return {k: v for k, v in form.items() if k not in skip}
+        return {
+            k: v
+            for k, v in form.items()
+            if k not in skip and not k.startswith(ORIGINAL)
+        }
+
+    @staticmethod
+    def originals(form: Mapping[str, str]) -> dict[str, str] | None:
+        """The values the editor started from (`original.<field>`), if sent."""
+        found = {
+            k.removeprefix(ORIGINAL): v
+            for k, v in form.items()
+            if k.startswith(ORIGINAL)
+        }
+        return found or None
+
+    def gone(self, typed: Mapping[str, str] | None = None) -> NotFound:
+        """The error for a row someone else deleted, quoting what was typed."""
+        text = f"This {self.table.singular} was deleted by someone else."
+        if typed:
+            text += " You typed: " + ", ".join(f"“{v}”" for v in typed.values())
+            text += "."
+        return NotFound(text)
 
     def toast(self, text: str, undo_token: str | None = None) -> dict[str, Any]:
         """A toast message, optionally with an Undo button for a delete."""
@@ -434,22 +455,6 @@ class TableViews:
             **self.row_context(svc, svc.get(row_id), self.nested()),
         )
 
-    def edit_cell(self, row_id: int, field: str) -> Response:
-        """Render one cell as an editor holding the stored value."""
-        column = self.field_or_404(field)
-        row = self.service().get(row_id)
-        # The version the page showed, so a save after someone else's is caught.
-        seen = request.args.get("version")
-        return self.render(
-            "partials/table_cell_edit.html",
-            row=row,
-            field=column,
-            value=getattr(row, field),
-            version=self.version(seen) if seen is not None else row.version,
-            error=None,
-            nested=self.nested(),
-        )
-
     def update(self, row_id: int) -> Response:
         """Save the changed cell: 200 the row, 422 the editor, 409 the conflict."""
         svc = self.service()
@@ -458,7 +463,9 @@ class TableViews:
         data = self.changes(request.form)
         shown = [name for name in data if self.table.editable(name)]
         try:
-            row = svc.update(row_id, data, version)
+            row = svc.update(row_id, data, version, self.originals(request.form))
+        except NotFound:
+            raise self.gone(data) from None
         except ValidationError as exc:
             field = next(
                 (n for n in shown if n in exc.errors), shown[0] if shown else None
@@ -469,7 +476,6 @@ class TableViews:
                 "field": field,
                 "mode": "edit",
                 "value": data[field],
-                "version": version,
                 "error": exc.errors.get(field) or " ".join(exc.errors.values()),
             }
             return self.render(
@@ -627,7 +633,10 @@ class TableViews:
 
     def delete(self, row_id: int) -> Response:
         """Delete a row (htmx): empty body, a toast with Undo, figures updated."""
-        token, snapshot = self.service().trash(row_id)
+        try:
+            token, snapshot = self.service().trash(row_id)
+        except NotFound:
+            raise self.gone() from None
         deleted = SimpleNamespace(**snapshot["row"])
         return self.render(
             "partials/table_deleted.html",
@@ -724,7 +733,7 @@ class TableViews:
             if f.editable
         }
         try:
-            row = svc.update(row_id, data, version)
+            row = svc.update(row_id, data, version, self.originals(request.form))
         except ValidationError as exc:
             return self.edit_page(
                 svc.get(row_id),
@@ -752,15 +761,6 @@ def format_input(value: Any, field: Field) -> str:
     return format_cell(value, field)
 
 
-def input_mode(field: Field) -> str:
-    """The on-screen keyboard a field wants (inputmode), or ""."""
-    if isinstance(field.kind, Number):
-        return "decimal"
-    if isinstance(field.kind, Integer):
-        return "numeric"
-    return ""
-
-
 def step(field: Field | Filter) -> str:
     """The step of a number input for a field or filter."""
     if isinstance(field.kind, Number):
@@ -784,3 +784,5 @@ def init_app(app: Flask) -> None:
     app.add_template_test(is_numeric, "numeric")
     app.add_template_global(table_rows, "table_rows")
     app.add_template_global(summary_value, "summary_value")
+    app.add_template_global(editor_cell, "editor_cell")
+    app.add_template_global(editor_templates, "editor_templates")

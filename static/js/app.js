@@ -1,74 +1,478 @@
-// reeltable's small behaviours that htmx cannot express on its own: the keyboard
-// and focus rules of a spreadsheet, expandable rows, shift-click sorting and toasts.
-// No eval, no inline styles (the CSP forbids both); the server renders all HTML.
+// reeltable's small behaviours that htmx cannot express on its own: a spreadsheet's
+// keys and in-page cell editors, the per-row save queue, expandable rows,
+// shift-click sorting, live-search history and messages. The server renders all
+// markup: editors are cloned from the <template>s it puts in every grid, messages
+// from #toast-template. The DOM contract is written down in app/views/rows.py.
+// No eval, no inline styles (the CSP forbids both).
 "use strict";
 
 document.documentElement.classList.replace("no-js", "js");
 
-// Send the CSRF token (from the meta tag) with every htmx request.
-document.addEventListener("htmx:configRequest", (event) => {
+const GRID = "table[data-grid]";
+const CELL = `${GRID} > tbody > tr.data-row > td`;
+const EDITOR_INPUT = "form.cell-editor input[name]";
+
+function csrfToken() {
   const meta = document.querySelector('meta[name="csrf-token"]');
-  if (meta) event.detail.headers["X-CSRFToken"] = meta.content;
+  return meta ? meta.content : "";
+}
+
+// Send the CSRF token with every htmx request.
+document.addEventListener("htmx:configRequest", (event) => {
+  const token = csrfToken();
+  if (token) event.detail.headers["X-CSRFToken"] = token;
 });
 
-// ------------------------------------------------------------------ cells
-
-const EDITOR = "form.cell-editor";
-const GRID_CELL = "table[data-grid] > tbody > tr.data-row > td";
-
-// What to do once a row has been re-rendered after a save or cancel, by row id:
-// {open: field to edit next} or {focus: field whose cell gets the focus back}.
-const pending = new Map();
-
-function editorInput(form) {
-  return form.querySelector('input[name]:not([type="hidden"])');
+// A session changed in another tab (signed out and in again) invalidates the
+// page's token: fetch the current one and put it everywhere the page keeps it.
+async function refreshToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  const url = document.querySelector('meta[name="csrf-token-url"]').content;
+  const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+  if (!response.ok) throw new Error(`token refresh answered ${response.status}`);
+  const token = (await response.text()).trim();
+  meta.content = token;
+  for (const input of document.querySelectorAll('input[name="csrf_token"]')) input.value = token;
 }
 
-function rowBusy(row) {
-  const form = row.querySelector(EDITOR);
-  return Boolean(form && form.dataset.state);
+// ------------------------------------------------------------------ grid geometry
+
+function gridOf(cell) {
+  return cell.closest(GRID);
 }
 
-function openCell(cell) {
+function rowsOf(grid) {
+  return [...grid.tBodies[0].children].filter((row) => row.classList.contains("data-row"));
+}
+
+function cellsOf(row) {
+  return [...row.children].filter((cell) => cell.tagName === "TD" && cell.offsetParent !== null);
+}
+
+function cellAt(row, index) {
+  if (!row) return null;
+  const cells = cellsOf(row);
+  return cells[Math.min(index, cells.length - 1)] || null;
+}
+
+function fieldCell(row, field) {
+  return row ? row.querySelector(`:scope > td[data-field="${CSS.escape(field)}"]`) : null;
+}
+
+function isEditable(cell) {
+  return cell.classList.contains("editable") && !cell.closest("tr").classList.contains("is-gone");
+}
+
+function editableCells(row) {
+  return cellsOf(row).filter(isEditable);
+}
+
+// A value cell shows its value as text, or the "none" mark for an empty one.
+function valueOf(cell) {
+  return cell.querySelector(".none") ? "" : cell.textContent;
+}
+
+function editorInput(cell) {
+  return cell.querySelector(EDITOR_INPUT);
+}
+
+// Where a key that leaves a cell goes: "down"/"up" the same column, "next"/"prev"
+// along the editable cells, wrapping to the next or previous row.
+function neighbour(cell, move) {
   const row = cell.closest("tr");
-  if (!cell.dataset.editUrl || !row) return;
-  if (rowBusy(row)) {
-    // A save of this row is in flight: its answer re-renders the row, so open
-    // the cell in the new row rather than lose it.
-    pending.set(row.id, { open: cell.dataset.field });
+  const rows = rowsOf(gridOf(cell));
+  const at = rows.indexOf(row);
+  if (move === "down" || move === "up") {
+    return fieldCell(rows[at + (move === "down" ? 1 : -1)], cell.dataset.field);
+  }
+  if (move !== "next" && move !== "prev") return null;
+  const step = move === "next" ? 1 : -1;
+  const along = editableCells(row);
+  const found = along[along.indexOf(cell) + step];
+  if (found) return found;
+  const other = rows[at + step] ? editableCells(rows[at + step]) : [];
+  return (step > 0 ? other[0] : other[other.length - 1]) || null;
+}
+
+function focusCell(cell) {
+  if (!cell) return;
+  const input = cell.matches("td.editing") && editorInput(cell);
+  (input || cell).focus();
+}
+
+// True when the person's focus is somewhere a message must not pull it from.
+function busyElsewhere(here) {
+  const active = document.activeElement;
+  if (!active || active === document.body || active === here) return false;
+  if (active.matches("input, textarea, select")) return true;
+  return !active.closest(GRID) && !active.closest("#toasts");
+}
+
+// ------------------------------------------------------------------ editors
+
+// The display nodes of each cell whose editor is open, to put back on Escape.
+const shown = new WeakMap();
+
+// Open the cell's editor, cloned from its grid's template: no request, so keys
+// typed at once land in it. `text` replaces the value (type to replace).
+function openEditor(cell, { text = null, select = false, focus = true } = {}) {
+  if (cell.classList.contains("editing")) {
+    const input = editorInput(cell);
+    if (input && focus) input.focus();
+    return input;
+  }
+  if (!isEditable(cell)) return null;
+  const template = gridOf(cell).querySelector(
+    `:scope > template[data-editor="${CSS.escape(cell.dataset.field)}"]`,
+  );
+  if (!template) return null;
+  const original = valueOf(cell);
+  const form = template.content.firstElementChild.cloneNode(true);
+  const input = form.querySelector("input[name]");
+  input.value = text === null ? original : text;
+  input.dataset.original = original;
+  shown.set(cell, [...cell.childNodes]);
+  cell.replaceChildren(form);
+  cell.classList.add("editing");
+  if (focus) {
+    input.focus();
+    if (select) input.select();
+    else input.setSelectionRange(input.value.length, input.value.length);
+  }
+  return input;
+}
+
+// Show `text` in a cell while the server has not drawn it yet.
+function showValue(cell, text) {
+  if (text === "") {
+    const none = gridOf(cell).querySelector(":scope > template[data-none]");
+    cell.replaceChildren(none.content.cloneNode(true));
+  } else {
+    cell.textContent = text;
+  }
+}
+
+// Close a cell's editor: show `text` (a save in flight) or what it showed before.
+function closeEditor(cell, text = null) {
+  const input = editorInput(cell);
+  if (input) input.dataset.done = "1"; // its removal must not save it again
+  const before = shown.get(cell);
+  shown.delete(cell);
+  cell.classList.remove("editing");
+  if (text === null && before) cell.replaceChildren(...before);
+  else showValue(cell, text === null ? (input ? input.dataset.original || "" : "") : text);
+}
+
+function showFieldError(input, message) {
+  const error = input.form.querySelector(".field-error");
+  const cell = input.closest("td");
+  error.id = `${cell.id}-error`;
+  error.textContent = message;
+  error.hidden = false;
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-describedby", error.id);
+}
+
+// Leave an editor, saving a changed value, and go where the key says.
+function commit(input, move = "stay") {
+  if (input.dataset.done) return;
+  const cell = input.closest("td");
+  const row = cell.closest("tr");
+  const value = input.value;
+  const original = input.dataset.original || "";
+  const changed = value !== original;
+  const next = neighbour(cell, move); // before the DOM changes
+  const hadFocus = document.activeElement === input;
+  closeEditor(cell, changed ? value : null);
+  if (changed) enqueue(row, cell.dataset.field, value, original);
+  if (move === "stay" && !hadFocus) return; // left by a click: focus is already there
+  if ((move === "next" || move === "prev") && next) openEditor(next, { select: true });
+  else focusCell(next || cell);
+}
+
+function cancel(input) {
+  const cell = input.closest("td");
+  closeEditor(cell);
+  focusCell(cell);
+}
+
+// Delete/Backspace on a cell: save it empty (a required field gets its message).
+function clearCell(cell) {
+  const original = valueOf(cell);
+  if (original === "" && !cell.hasAttribute("aria-busy")) return;
+  showValue(cell, "");
+  enqueue(cell.closest("tr"), cell.dataset.field, "", original);
+}
+
+// ------------------------------------------------------------------ the save queue
+
+// Saves of a row go one at a time, in order; each is sent with the version the
+// previous one returned and the value its editor started from, so the server can
+// merge it with other people's edits of other fields (issue 10).
+const queues = new Map(); // row id -> the promise of its last save
+const waiting = new Map(); // cell id -> saves of that cell not answered yet
+const inflight = new Map(); // update URL (one per row) -> the save being answered
+const goneRows = new Map(); // row id -> {message, typed}: deleted by someone else
+
+function enqueue(row, field, value, original) {
+  const save = {
+    rowId: row.id,
+    cellId: `${row.id}-${field}`,
+    field,
+    value,
+    original,
+    url: row.dataset.updateUrl,
+    version: row.dataset.version,
+    retried: false,
+  };
+  const cell = document.getElementById(save.cellId);
+  if (cell) cell.setAttribute("aria-busy", "true");
+  waiting.set(save.cellId, (waiting.get(save.cellId) || 0) + 1);
+  const tail = (queues.get(save.rowId) || Promise.resolve()).then(() => send(save));
+  queues.set(save.rowId, tail);
+  tail.then(() => {
+    if (queues.get(save.rowId) === tail) queues.delete(save.rowId);
+  });
+  return save;
+}
+
+async function send(save) {
+  if (goneRows.has(save.rowId)) {
+    markGone(document.getElementById(save.rowId), "", save.value);
+    return finish(save);
+  }
+  const row = document.getElementById(save.rowId);
+  if (row && row.dataset.version) save.version = row.dataset.version;
+  save.status = 0;
+  save.message = "";
+  save.reason = "";
+  inflight.set(save.url, save);
+  // A row no longer on screen (the view changed meanwhile) is still saved.
+  const source = row || document.getElementById("toasts");
+  try {
+    await htmx.ajax("PATCH", save.url, {
+      source,
+      target: source,
+      swap: row ? "outerHTML" : "none",
+      values: {
+        version: save.version,
+        [save.field]: save.value,
+        [`original.${save.field}`]: save.original,
+      },
+    });
+  } catch {
+    // Not reached (status 0): reported below as a failed save.
+  }
+  inflight.delete(save.url);
+  if (save.reason === "csrf" && !save.retried) {
+    save.retried = true;
+    try {
+      await refreshToken();
+      return send(save);
+    } catch {
+      // Fall through: reported as the failure it is.
+    }
+  }
+  return settle(save);
+}
+
+// What the answer to a save leaves on screen.
+function settle(save) {
+  const row = document.getElementById(save.rowId);
+  const cell = fieldCell(row, save.field);
+  const status = save.status;
+  if (status >= 200 && status < 300) return finish(save);
+  if (status === 422 || status === 409) {
+    // The server drew the editor with its message, or the conflict choice.
+    const control = cell && (editorInput(cell) || cell.querySelector("form.cell-conflict button"));
+    if (control && !busyElsewhere()) {
+      control.focus();
+      if (control.setSelectionRange) control.setSelectionRange(control.value.length, control.value.length);
+    }
+    return finish(save);
+  }
+  if (status === 404) {
+    markGone(row, save.message, save.value);
+    return finish(save);
+  }
+  const signIn = save.reason === "sign-in";
+  const again = status >= 500 || !status ? " Press Enter to try again." : "";
+  const message = status
+    ? `Not saved: ${save.message || `the server answered ${status}.`}${again}`
+    : `Could not reach the server: not saved. Check the connection.${again}`;
+  failed(save, cell, message, signIn);
+  return finish(save);
+}
+
+function finish(save) {
+  const left = (waiting.get(save.cellId) || 1) - 1;
+  if (left) {
+    waiting.set(save.cellId, left);
     return;
   }
-  if (row.querySelector("form.cell-conflict")) return; // settle that first
-  htmx.ajax("GET", cell.dataset.editUrl, { source: cell, target: cell, swap: "outerHTML" });
+  waiting.delete(save.cellId);
+  const cell = document.getElementById(save.cellId);
+  if (cell) cell.removeAttribute("aria-busy");
 }
 
-function restoreRow(row) {
-  htmx.ajax("GET", row.dataset.rowUrl, { source: row, target: row, swap: "outerHTML" });
-}
-
-// Leave the editor: save if the value changed (only that field is sent), else
-// put the display cell back. `next` names a cell to edit afterwards; `keyboard`
-// brings the focus back to this cell, as a spreadsheet does after Enter.
-function finishEdit(input, { next = null, keyboard = false, cancel = false } = {}) {
-  const form = input.form;
-  if (!form || form.dataset.state) return;
-  const cell = form.closest("td");
-  const row = cell.closest("tr");
-  pending.set(row.id, { open: next, focus: keyboard && !next ? cell.dataset.field : null });
-  if (!cancel && input.value !== input.dataset.original) {
-    form.dataset.state = "saving";
-    htmx.process(form); // wired up already unless a swap is still settling
-    form.requestSubmit();
-  } else {
-    form.dataset.state = "cancelling";
-    restoreRow(row);
+// A save that failed: what was typed goes back into the cell's editor, with why.
+function failed(save, cell, message, signIn) {
+  const retry = () => {
+    const input = cell && cell.isConnected && editorInput(cell);
+    if (input) commit(input);
+    else enqueue(document.getElementById(save.rowId), save.field, save.value, save.original);
+  };
+  const toast = { key: `save:${save.cellId}`, text: message, signIn, retry: signIn ? retry : null };
+  if (!cell || !cell.isConnected) {
+    showToast({ ...toast, text: `${message} You typed: “${save.value}”.`, retry });
+    return;
+  }
+  if (cell.classList.contains("editing")) {
+    // The person is typing in it again: keep their text, say it in a message.
+    showToast({ ...toast, text: `${message} You had typed: “${save.value}”.` });
+    return;
+  }
+  const input = openEditor(cell, { text: save.value, focus: false });
+  if (!input) return;
+  input.dataset.original = save.original;
+  showFieldError(input, message);
+  if (signIn) showToast(toast);
+  if (!busyElsewhere()) {
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
   }
 }
 
-function neighbourField(cell, step) {
-  const cells = [...cell.closest("tr").querySelectorAll(":scope > td.editable, :scope > td.editing")];
-  const other = cells[cells.indexOf(cell) + step];
-  return other ? other.dataset.field : null;
+// A row someone else deleted: say so once, with what was typed (the server's
+// message quotes the save it refused; later saves of the row are added), and
+// retire the row.
+function markGone(row, message, typed = null) {
+  const id = row ? row.id : "";
+  let gone = id && goneRows.get(id);
+  if (!gone) {
+    gone = { message, also: [] };
+    if (id) goneRows.set(id, gone);
+  } else if (typed !== null) {
+    gone.also.push(typed);
+  }
+  const also = gone.also.length ? ` Also typed: ${gone.also.map((text) => `“${text}”`).join(", ")}.` : "";
+  showToast({ key: `gone:${id}`, text: `${gone.message}${also}` });
+  if (!row || row.classList.contains("is-gone")) return;
+  const hadFocus = row.contains(document.activeElement);
+  const index = hadFocus ? document.activeElement.closest("td").cellIndex : 0;
+  for (const cell of row.querySelectorAll(":scope > td.editing")) closeEditor(cell);
+  row.classList.add("is-gone");
+  row.setAttribute("aria-disabled", "true");
+  for (const control of row.querySelectorAll("button, a, form")) control.remove();
+  if (hadFocus) {
+    const rows = rowsOf(gridOf(row)).filter((other) => !other.classList.contains("is-gone"));
+    const after = rows.find((other) => row.compareDocumentPosition(other) & Node.DOCUMENT_POSITION_FOLLOWING);
+    focusCell(cellAt(after || rows[rows.length - 1], index));
+  }
+}
+
+// ------------------------------------------------------------------ swaps that keep work
+
+// A row re-rendered by the server (a save's answer, "Take theirs") keeps the cells
+// the person is still working in: an open editor, or a later save's typed value.
+// htmx's hx-preserve moves them into the new row (moveBefore keeps the focus).
+let swapping = false;
+
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const detail = event.detail;
+  const save = savingBy(detail);
+  if (save) save.status = detail.xhr.status;
+  let target = detail.target;
+  if (target && target.matches && target.matches("tr.data-row") && !target.isConnected) {
+    // The row was drawn again meanwhile: the answer goes to the one on screen.
+    const current = document.getElementById(target.id);
+    if (current) detail.target = target = current;
+  }
+  if (!detail.shouldSwap || !target || !target.isConnected) return;
+  rememberFocus(target, detail.serverResponse);
+  swapping = true;
+  // After the swap (htmx swaps at once), also when it left nothing to fire on.
+  setTimeout(() => {
+    swapping = false;
+    restoreFocus();
+  });
+  if (target.matches("tr.data-row")) preserveLive(detail, save);
+});
+
+// The save a response answers, if it is one (a row has one in flight at most).
+function savingBy(detail) {
+  const config = detail.requestConfig;
+  return (config && config.verb === "patch" && inflight.get(config.path)) || null;
+}
+
+function preserveLive(detail, save) {
+  const row = detail.target;
+  const keep = [...row.children].filter((cell) => {
+    if (!cell.id) return false;
+    if (cell.classList.contains("editing")) return true;
+    const others = (waiting.get(cell.id) || 0) - (save && save.cellId === cell.id ? 1 : 0);
+    return others > 0;
+  });
+  if (!keep.length) return;
+  const parsed = document.createElement("template");
+  parsed.innerHTML = detail.serverResponse;
+  let marked = false;
+  for (const cell of keep) {
+    const fresh = parsed.content.getElementById(cell.id);
+    if (fresh && fresh.tagName === "TD") {
+      fresh.setAttribute("hx-preserve", "true");
+      marked = true;
+    }
+  }
+  if (marked) detail.serverResponse = parsed.innerHTML;
+  // Browsers without moveBefore() drop the focus of a moved input: note the caret.
+  const active = document.activeElement;
+  if (active && active.matches(EDITOR_INPUT) && row.contains(active)) {
+    caret = { input: active, start: active.selectionStart, end: active.selectionEnd };
+  }
+}
+
+let caret = null;
+
+document.addEventListener("htmx:afterSwap", () => {
+  swapping = false;
+  if (caret && caret.input.isConnected && document.activeElement !== caret.input) {
+    caret.input.focus();
+    caret.input.setSelectionRange(caret.start, caret.end);
+  }
+  caret = null;
+});
+
+// ------------------------------------------------------------------ focus
+
+// Focus is never left on <body>: after a swap takes away the focused element, the
+// same element (by id), else the same column of the same or a neighbouring row.
+let focusMemory = null;
+let pageTurn = null;
+
+function rememberFocus(target, response) {
+  const active = document.activeElement;
+  if (!active || active === document.body || !target.contains(active)) return;
+  let restored = null;
+  if (active.matches(".undo-button")) {
+    // Focus goes to the row the undo brings back.
+    const parsed = document.createElement("template");
+    parsed.innerHTML = response;
+    const row = parsed.content.querySelector("tr.data-row");
+    restored = row && row.id;
+  }
+  const cell = active.closest("td, th");
+  const row = active.closest("tr.data-row");
+  const grid = active.closest(GRID);
+  const rows = grid ? rowsOf(grid) : [];
+  const at = rows.indexOf(row);
+  focusMemory = {
+    ids: [active.id, cell && cell.id, row && row.id].filter(Boolean),
+    rows: [row, rows[at + 1], rows[at - 1]].filter(Boolean).map((r) => r.id),
+    index: cell ? cell.cellIndex : 0,
+    region: (active.closest(".table-region") || {}).id,
+    restored,
+  };
 }
 
 function focusLost() {
@@ -76,140 +480,231 @@ function focusLost() {
   return !active || active === document.body;
 }
 
-function applyPending() {
-  for (const [id, want] of pending) {
-    const row = document.getElementById(id);
-    if (!row) {
-      pending.delete(id);
-      continue;
-    }
-    if (rowBusy(row)) continue; // not answered yet
-    pending.delete(id);
-    // A 422 or 409 left an editor or a choice in the row: stay with it.
-    if (row.querySelector(`${EDITOR}, form.cell-conflict`)) continue;
-    const field = want.open || want.focus;
-    const cell = field && row.querySelector(`:scope > td[data-field="${CSS.escape(field)}"]`);
-    if (!cell) continue;
-    if (want.open) openCell(cell);
-    else if (focusLost()) cell.focus();
+function restoreFocus() {
+  const memory = focusMemory;
+  const turn = pageTurn;
+  focusMemory = pageTurn = null;
+  if (turn) {
+    const region = document.getElementById(turn.region);
+    const grid = region && region.querySelector(GRID);
+    const rows = grid ? rowsOf(grid) : [];
+    const row = rows[Math.min(turn.row, rows.length - 1)];
+    const cell = (row && fieldCell(row, turn.field)) || cellAt(row, turn.index);
+    if (cell) return focusCell(cell);
   }
+  if (!memory || !focusLost()) return;
+  const back = memory.restored && document.getElementById(memory.restored);
+  if (back) return focusCell(editableCells(back)[0] || cellsOf(back)[0]);
+  for (const id of memory.ids) {
+    const same = document.getElementById(id);
+    if (same && !same.matches("tr") && same.offsetParent !== null) return focusCell(same);
+  }
+  for (const rowId of memory.rows) {
+    const row = document.getElementById(rowId);
+    if (row && !row.classList.contains("is-gone")) return focusCell(cellAt(row, memory.index));
+  }
+  const region = memory.region && document.getElementById(memory.region);
+  const grid = region && region.querySelector(GRID);
+  const first = grid && rowsOf(grid)[0];
+  if (first) focusCell(cellAt(first, memory.index));
 }
 
-document.addEventListener("click", (event) => {
-  const cell = event.target.closest("td[data-edit-url]");
-  if (cell && !event.target.closest("a, button, input")) openCell(cell);
-});
+// ------------------------------------------------------------------ keys
 
 document.addEventListener("keydown", (event) => {
-  const input = event.target;
-  if (input.matches && input.matches(`${EDITOR} input`)) {
-    editorKey(event, input);
+  if (event.defaultPrevented || event.isComposing) return;
+  const target = event.target;
+  if (!(target instanceof Element)) return;
+  if (target.matches(EDITOR_INPUT)) return editorKey(event, target);
+  if (event.key === "Escape") {
+    const conflict = target.closest("form.cell-conflict");
+    if (conflict) {
+      event.preventDefault();
+      conflict.querySelector("[data-take-theirs]").click();
+      return;
+    }
+    const keys = target.closest("details.grid-keys");
+    if (keys && keys.open) {
+      event.preventDefault();
+      keys.open = false;
+      focusCell(keysFrom && keysFrom.isConnected ? keysFrom : null);
+      return;
+    }
+    if (dismissToast(target.closest(".toast") || newestToast())) event.preventDefault();
     return;
   }
-  if (event.key === "Escape" && input.closest && input.closest("form.cell-conflict")) {
-    event.preventDefault();
-    input.closest("form.cell-conflict").querySelector("[data-take-theirs]").click();
-    return;
-  }
-  if (input.matches && input.matches(GRID_CELL)) gridKey(event, input);
+  const cell = target.closest("td");
+  if (!cell || !cell.matches(CELL)) return;
+  // A control inside a cell (an expand or delete button) moves like its cell.
+  if (target !== cell && !/^(Arrow|Home|End|Page)/.test(event.key)) return;
+  gridKey(event, cell, target === cell);
 });
 
 function editorKey(event, input) {
-  const cell = input.closest("td");
   if (event.key === "Escape") {
     event.preventDefault();
-    finishEdit(input, { keyboard: true, cancel: true });
+    cancel(input);
   } else if (event.key === "Enter") {
     event.preventDefault();
-    finishEdit(input, { keyboard: true });
+    commit(input, event.shiftKey ? "up" : "down");
   } else if (event.key === "Tab") {
-    const next = neighbourField(cell, event.shiftKey ? -1 : 1);
     event.preventDefault();
-    finishEdit(input, { next, keyboard: true });
+    commit(input, event.shiftKey ? "prev" : "next");
   }
 }
 
-// Leaving the field saves it, unless the whole window lost focus (switching
-// tabs): then the editor simply waits for the person to come back.
-document.addEventListener("focusout", (event) => {
-  const input = event.target;
-  if (!input.matches || !input.matches(`${EDITOR} input[name]:not([type="hidden"])`)) return;
-  if (!input.isConnected || !document.hasFocus()) return;
-  const to = event.relatedTarget;
-  // Into its own form, or onto a message (say, dismissing a failed save's error).
-  if (to && (input.form.contains(to) || to.closest("#toasts"))) return;
-  finishEdit(input);
-});
-
-// Open editors with their value selected, ready to be typed over.
-document.addEventListener("htmx:load", (event) => {
-  const form = event.target.matches(EDITOR) ? event.target : event.target.querySelector(EDITOR);
-  const input = form && editorInput(form);
-  if (input && document.activeElement === input) input.select();
-  armToasts(event.target);
-});
-
-// ------------------------------------------------------------------ grid keys
-
-function gridCells(row) {
-  return [...row.children].filter((cell) => cell.tagName === "TD" && cell.offsetParent !== null);
-}
-
-function gridKey(event, cell) {
-  if (event.key === "Enter" || event.key === "F2") {
+function gridKey(event, cell, onCell) {
+  const { key } = event;
+  const ctrl = event.ctrlKey || event.metaKey;
+  if (onCell && key === "?") {
     event.preventDefault();
-    if (cell.dataset.editUrl) openCell(cell);
+    showKeys(cell);
+    return;
+  }
+  if (onCell && key.length === 1 && !ctrl && !event.altKey) {
+    if (!isEditable(cell)) return;
+    event.preventDefault();
+    openEditor(cell, { text: key });
+    return;
+  }
+  if (onCell && (key === "Enter" || key === "F2")) {
+    event.preventDefault();
+    if (isEditable(cell)) openEditor(cell);
     else {
-      const controls = cell.querySelectorAll("button, a[href], input:not([type=hidden])");
-      const control = [...controls].find((el) => el.offsetParent !== null);
+      const control = [...cell.querySelectorAll("button, a[href], input:not([type=hidden])")].find(
+        (el) => el.offsetParent !== null,
+      );
       if (control) control.focus();
     }
     return;
   }
+  if (onCell && (key === "Delete" || key === "Backspace") && isEditable(cell)) {
+    event.preventDefault();
+    clearCell(cell);
+    return;
+  }
   const row = cell.parentElement;
-  const cells = gridCells(row);
+  const cells = cellsOf(row);
   const index = cells.indexOf(cell);
-  let target = null;
-  if (event.key === "ArrowLeft") target = cells[index - 1];
-  else if (event.key === "ArrowRight") target = cells[index + 1];
-  else if (event.key === "Home") target = cells[0];
-  else if (event.key === "End") target = cells[cells.length - 1];
-  else if (event.key === "ArrowUp" || event.key === "ArrowDown") {
-    let other = row;
-    do {
-      other = event.key === "ArrowUp" ? other.previousElementSibling : other.nextElementSibling;
-    } while (other && !other.classList.contains("data-row"));
-    if (other) {
-      const across = gridCells(other);
-      target = across[Math.min(index, across.length - 1)];
-    }
+  const rows = rowsOf(gridOf(cell));
+  const at = rows.indexOf(row);
+  let to;
+  if (key === "ArrowLeft") to = cells[index - 1];
+  else if (key === "ArrowRight") to = cells[index + 1];
+  else if (key === "ArrowUp") to = cellAt(rows[at - 1], index);
+  else if (key === "ArrowDown") to = cellAt(rows[at + 1], index);
+  else if (key === "Home") to = ctrl ? cellAt(rows[0], 0) : cells[0];
+  else if (key === "End") to = ctrl ? cellAt(rows[rows.length - 1], Infinity) : cells[cells.length - 1];
+  else if (key === "PageDown" || key === "PageUp") {
+    event.preventDefault();
+    turnPage(cell, key === "PageDown" ? "next" : "prev", at, index);
+    return;
   } else return;
   event.preventDefault();
-  if (target) target.focus();
+  if (to) focusCell(to);
 }
 
-// One tab stop per grid (roving tabindex): Tab enters the table at the last cell
-// used, the arrow keys move inside it.
+// PageDown/PageUp: the next or previous page, keeping the column (and the row's
+// place); in a list without pages, its last or first row.
+function turnPage(cell, rel, at, index) {
+  const grid = gridOf(cell);
+  const region = cell.closest(".table-region");
+  const link = region && grid === region.querySelector(GRID) && region.querySelector(`.pager a[rel="${rel}"][href]`);
+  if (!link) {
+    const rows = rowsOf(grid);
+    focusCell(cellAt(rel === "next" ? rows[rows.length - 1] : rows[0], index));
+    return;
+  }
+  pageTurn = { region: region.id, row: at, field: cell.dataset.field, index };
+  link.click();
+}
+
+// "?" shows the keys (a disclosure under the table); Escape goes back.
+let keysFrom = null;
+
+function showKeys(cell) {
+  const region = cell.closest(".table-region") || document;
+  const keys = region.querySelector("details.grid-keys");
+  if (!keys) return;
+  keysFrom = cell;
+  keys.open = true;
+  keys.querySelector("summary").focus();
+}
+
+// ------------------------------------------------------------------ pointer and forms
+
+document.addEventListener("click", (event) => {
+  const cell = event.target.closest(CELL);
+  if (cell && isEditable(cell) && !event.target.closest("a, button, input, form")) {
+    openEditor(cell, { select: true });
+  }
+});
+
+// The touch-screen buttons of an editor, and "Keep mine" of a conflict.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form.matches("form.cell-editor")) {
+    event.preventDefault();
+    const cell = form.closest("td");
+    commit(form.querySelector("input[name]"));
+    focusCell(cell);
+    return;
+  }
+  if (form.matches("form.cell-conflict")) {
+    event.preventDefault();
+    const cell = form.closest("td");
+    const mine = form.querySelector("input[name]").value;
+    cell.classList.remove("conflict");
+    showValue(cell, mine);
+    focusCell(cell);
+    enqueue(cell.closest("tr"), form.dataset.field, mine, form.dataset.original);
+  }
+});
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("form.cell-editor .editor-cancel");
+  if (button) cancel(button.form.querySelector("input[name]"));
+});
+
+// Leaving the field saves it, unless the whole window lost focus (switching tabs):
+// then the editor waits for the person to come back.
+document.addEventListener("focusout", (event) => {
+  const input = event.target;
+  if (!(input instanceof Element) || !input.matches(EDITOR_INPUT)) return;
+  if (swapping || input.dataset.done || !input.isConnected || !document.hasFocus()) return;
+  const to = event.relatedTarget;
+  // Into its own form (the touch buttons), or onto a message.
+  if (to && (input.form.contains(to) || to.closest("#toasts"))) return;
+  commit(input);
+});
+
+// ------------------------------------------------------------------ tab stops
+
+// One tab stop per grid (roving tabindex): Tab enters a table at the last cell
+// used and leaves it for the pager; the buttons in rows are reached by arrows.
 function setTabStop(cell) {
-  const table = cell.closest("table");
-  for (const other of table.querySelectorAll(':scope > tbody > tr > td[tabindex="0"]')) {
+  for (const other of gridOf(cell).querySelectorAll(':scope > tbody > tr > td[tabindex="0"]')) {
     other.tabIndex = -1;
   }
   cell.tabIndex = 0;
 }
 
 function ensureTabStops(root) {
-  for (const table of root.querySelectorAll("table[data-grid]")) {
-    if (table.querySelector(':scope > tbody > tr.data-row > td[tabindex="0"]')) continue;
-    const first = table.querySelector(":scope > tbody > tr.data-row > td.editable")
-      || table.querySelector(":scope > tbody > tr.data-row > td[tabindex]");
+  const grids = root.matches && root.matches(GRID) ? [root] : root.querySelectorAll(GRID);
+  for (const grid of grids) {
+    for (const control of grid.querySelectorAll(":scope > tbody > tr.data-row > td :is(button, a[href])")) {
+      control.tabIndex = -1;
+    }
+    if (grid.querySelector(':scope > tbody > tr.data-row > td[tabindex="0"]')) continue;
+    const rows = rowsOf(grid);
+    const first = rows.length && (editableCells(rows[0])[0] || cellsOf(rows[0])[0]);
     if (first) first.tabIndex = 0;
   }
 }
 
-// Only the cells themselves: the buttons inside cells keep their own tab stops.
 document.addEventListener("focusin", (event) => {
-  if (event.target.matches && event.target.matches(GRID_CELL)) setTabStop(event.target);
+  const cell = event.target.closest && event.target.closest(CELL);
+  if (cell) setTabStop(cell);
 });
 
 // ------------------------------------------------------------------ expandable rows
@@ -262,8 +757,129 @@ document.addEventListener(
   true,
 );
 
-// ------------------------------------------------------------------ toasts
+// ------------------------------------------------------------------ live search history
 
+// Typing in the search box rewrites the current history entry; each pause (1 s),
+// Enter or leaving the box ends a burst, so Back steps through what was searched
+// rather than through every letter. Sort and page links push as always.
+let searching = false;
+let searchPause = 0;
+
+function endSearch() {
+  searching = false;
+  clearTimeout(searchPause);
+}
+
+document.addEventListener("htmx:beforeHistoryUpdate", (event) => {
+  const { history, requestConfig } = event.detail;
+  if (history.path === location.pathname + location.search) {
+    history.type = "replace"; // the same view again: no new entry
+    return;
+  }
+  const trigger = requestConfig && requestConfig.triggeringEvent;
+  if (!trigger || trigger.type !== "input" || !trigger.target.closest("form.filters")) return;
+  if (searching) history.type = "replace";
+  searching = true;
+});
+
+document.addEventListener("input", (event) => {
+  if (!event.target.closest || !event.target.closest("form.filters")) return;
+  clearTimeout(searchPause);
+  searchPause = setTimeout(endSearch, 1000);
+});
+
+document.addEventListener("submit", (event) => {
+  if (event.target.matches("form.filters")) endSearch();
+});
+
+document.addEventListener("focusout", (event) => {
+  if (event.target.closest && event.target.closest("form.filters")) endSearch();
+});
+
+// ------------------------------------------------------------------ busy table
+
+// A view that takes more than ~150 ms to come says so on the table region.
+const loading = new WeakMap();
+
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const region = event.detail.target;
+  if (!region || !region.matches || !region.matches(".table-region")) return;
+  loading.set(
+    event.detail.xhr,
+    setTimeout(() => {
+      region.setAttribute("aria-busy", "true");
+      const table = region.querySelector(GRID);
+      if (table) table.setAttribute("aria-busy", "true");
+    }, 150),
+  );
+});
+
+document.addEventListener("htmx:afterRequest", (event) => {
+  clearTimeout(loading.get(event.detail.xhr));
+  const region = event.detail.target;
+  if (region && region.matches && region.matches(".table-region")) {
+    region.removeAttribute("aria-busy");
+    const table = region.querySelector(GRID);
+    if (table) table.removeAttribute("aria-busy");
+  }
+});
+
+// ------------------------------------------------------------------ messages
+
+const retries = new WeakMap();
+
+// Show a message cloned from the server's #toast-template. One per `key`: a
+// second failure of the same cell or action replaces the first, never stacks.
+function showToast({ key = "", text, signIn = false, retry = null }) {
+  const box = document.getElementById("toasts");
+  let toast = key && [...box.querySelectorAll(".toast[data-key]")].find((t) => t.dataset.key === key);
+  if (!toast) {
+    toast = document.getElementById("toast-template").content.firstElementChild.cloneNode(true);
+    if (key) toast.dataset.key = key;
+    box.append(toast);
+  }
+  toast.querySelector(".toast-text").textContent = text;
+  toast.querySelector(".toast-sign-in").hidden = !signIn;
+  toast.querySelector(".toast-retry").hidden = !retry;
+  if (retry) retries.set(toast, retry);
+  return toast;
+}
+
+function newestToast() {
+  const toasts = document.querySelectorAll("#toasts > .toast");
+  return toasts[toasts.length - 1] || null;
+}
+
+function dismissToast(toast) {
+  if (!toast) return false;
+  const hadFocus = toast.contains(document.activeElement);
+  toast.remove();
+  if (hadFocus) restoreGridFocus();
+  return true;
+}
+
+// Back to the cell the grid last had (its tab stop).
+function restoreGridFocus() {
+  const stop = document.querySelector(`${CELL}[tabindex="0"]`);
+  if (stop) focusCell(stop);
+}
+
+document.addEventListener("click", (event) => {
+  const dismiss = event.target.closest("[data-dismiss]");
+  if (dismiss) {
+    dismissToast(dismiss.closest(".toast"));
+    return;
+  }
+  const retry = event.target.closest(".toast-retry");
+  if (retry) {
+    const toast = retry.closest(".toast");
+    const again = retries.get(toast);
+    toast.remove();
+    if (again) again();
+  }
+});
+
+// Success messages go by themselves, but not while someone reads or points at them.
 function armToasts(root) {
   const toasts = root.matches && root.matches(".toast") ? [root] : root.querySelectorAll(".toast");
   for (const toast of toasts) {
@@ -271,7 +887,7 @@ function armToasts(root) {
     if (!wait || toast.dataset.armed) continue;
     toast.dataset.armed = "1";
     const expire = () => {
-      // Not while someone is reading it or about to press Undo.
+      if (!toast.isConnected) return;
       if (toast.matches(":hover, :focus-within")) setTimeout(expire, 1000);
       else toast.remove();
     };
@@ -279,70 +895,67 @@ function armToasts(root) {
   }
 }
 
-document.addEventListener("click", (event) => {
-  const button = event.target.closest("[data-dismiss]");
-  if (button) button.closest(".toast").remove();
-});
-
-function showError(text) {
-  const toast = document.createElement("div");
-  toast.className = "toast toast-error";
-  toast.setAttribute("role", "alert");
-  const message = document.createElement("p");
-  message.className = "toast-text";
-  message.textContent = text;
-  const close = document.createElement("button");
-  close.type = "button";
-  close.className = "toast-close";
-  close.dataset.dismiss = "";
-  const cross = document.createElement("span");
-  cross.setAttribute("aria-hidden", "true");
-  cross.textContent = "×";
-  const label = document.createElement("span");
-  label.className = "visually-hidden";
-  label.textContent = "Dismiss";
-  close.append(cross, label);
-  toast.append(message, close);
-  document.getElementById("toasts").append(toast);
-}
-
-// The server's own words for an error, from its error fragment, if it sent one.
+// The server's own words for an error, and what the client can do about it.
 function serverMessage(xhr) {
   const type = xhr.getResponseHeader("Content-Type") || "";
-  if (!type.startsWith("text/html") || !xhr.responseText) return "";
+  if (!type.startsWith("text/html") || !xhr.responseText) return { text: "", reason: "" };
   const doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
   const found = doc.querySelector(".error-message");
-  return found ? found.textContent.replace(/\s+/g, " ").trim() : "";
-}
-
-// A failed request leaves what was typed in place and can be tried again.
-function releaseRow(elt) {
-  const row = elt && elt.closest && elt.closest("tr");
-  if (!row) return;
-  pending.delete(row.id);
-  for (const form of row.querySelectorAll(EDITOR)) delete form.dataset.state;
+  if (!found) return { text: "", reason: "" };
+  return { text: found.textContent.replace(/\s+/g, " ").trim(), reason: found.dataset.reason || "" };
 }
 
 document.addEventListener("htmx:responseError", (event) => {
-  const { xhr, requestConfig } = event.detail;
-  const reading = requestConfig && requestConfig.verb === "get";
-  const reason = serverMessage(xhr) || `the server answered ${xhr.status} ${xhr.statusText}.`;
-  showError(reading ? `Could not load: ${reason}` : `Not saved: ${reason} Please try again.`);
-  releaseRow(event.detail.elt);
+  const { xhr, requestConfig, elt } = event.detail;
+  const { text, reason } = serverMessage(xhr);
+  const save = savingBy(event.detail);
+  if (save) {
+    // The save queue decides what to do (retry, reopen the editor, report).
+    Object.assign(save, { status: xhr.status, message: text, reason });
+    return;
+  }
+  const row = elt && elt.closest && elt.closest("tr.data-row");
+  if (requestConfig.verb === "delete" && xhr.status === 404 && row) {
+    markGone(row, text);
+    return;
+  }
+  if (reason === "csrf" && elt && !elt.dataset.csrfRetried) {
+    // Once, with the session's current token (the form's values go along).
+    elt.dataset.csrfRetried = "1";
+    refreshToken()
+      .then(() => htmx.ajax(requestConfig.verb.toUpperCase(), requestConfig.path, { source: elt }))
+      .catch(() => showToast({ key: "csrf", text: `Not done: ${text}` }));
+    return;
+  }
+  const reading = requestConfig.verb === "get";
+  const tryAgain = xhr.status >= 500 ? " Please try again." : "";
+  const reasonText = text || `the server answered ${xhr.status} ${xhr.statusText}.`;
+  showToast({
+    key: `${requestConfig.verb}:${requestConfig.path}`,
+    text: `${reading ? "Could not load" : "Not done"}: ${reasonText}${tryAgain}`,
+    signIn: reason === "sign-in",
+  });
 });
 
 for (const name of ["htmx:sendError", "htmx:timeout"]) {
   document.addEventListener(name, (event) => {
-    showError("Could not reach the server: nothing was changed. Check the connection and try again.");
-    releaseRow(event.detail.elt);
+    if (savingBy(event.detail)) return; // a save: its queue reports it
+    showToast({
+      key: "offline",
+      text: "Could not reach the server: nothing was changed. Check the connection and try again.",
+    });
   });
 }
 
 // ------------------------------------------------------------------ after swaps
 
+document.addEventListener("htmx:load", (event) => {
+  armToasts(event.target);
+});
+
 document.addEventListener("htmx:afterSettle", (event) => {
   syncRows();
-  applyPending();
+  restoreFocus();
   ensureTabStops(document);
   // Say what a filter, sort or page change found (the region itself is replaced,
   // so it cannot be the live region).

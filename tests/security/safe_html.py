@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 # Attributes whose value is a URL a browser may navigate to or fetch.
 URL_ATTRIBUTES = frozenset(
     {"href", "src", "action", "formaction", "hx-get", "hx-post", "hx-patch",
-     "hx-put", "hx-delete", "data-edit-url", "data-expand-url", "data-shift-href"}
+     "hx-put", "hx-delete", "data-row-url", "data-update-url", "data-expand-url",
+     "data-shift-href"}
 )  # fmt: skip
 # Elements our templates never render; if one appears, user text became markup.
 FORBIDDEN_TAGS = frozenset(

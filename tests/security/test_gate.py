@@ -124,7 +124,9 @@ def test_csrf_failure_is_a_fragment_for_htmx(visitor: Visitor) -> None:
     response = visitor.send("PATCH", "/_probe", token=None, htmx=True)
     assert response.status_code == 400
     body = response.get_data(as_text=True)
-    assert body.lstrip().startswith('<div class="error-message" role="alert">')
+    assert body.lstrip().startswith(
+        '<div class="error-message" role="alert" data-reason="csrf">'
+    )
 
 
 # ---------------------------------------------------------------- size limits

@@ -78,8 +78,6 @@ VIEWS = [
     ("ratings-movie-filter", "GET", "/ratings?movie={q}", True, None),
     ("movie-row", "GET", "/movies/{movie}/row", True, None),
     ("movie-ratings-row", "GET", "/movies/{movie}/ratings", True, None),
-    ("cell-editor-name", "GET", "/movies/{movie}/cells/name/edit", True, None),
-    ("cell-editor-author", "GET", "/ratings/{rating}/cells/author/edit", True, None),
     ("no-js-edit-page", "GET", "/movies/{movie}/edit?next=/movies", False, None),
     ("invalid-edit-422", "PATCH", "/movies/{movie}", True, "too-long"),
     ("conflict-409", "PATCH", "/movies/{movie}", True, "stale"),
