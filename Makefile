@@ -57,7 +57,9 @@ format: $(VENV)/.installed-test ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(VENV)/.installed ## Measure reeltable against Datasette, Flask-Admin, sqlite-web (BENCH_ARGS=--quick)
+# W7 (editor open) drives a real Chromium, so the bench needs the test tools too.
+bench: $(VENV)/.installed-test ## Measure reeltable against Datasette, Flask-Admin, sqlite-web (BENCH_ARGS=--quick)
+	$(BIN)/python -m e2e.browser
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 stress: $(VENV)/.installed ## Load + kill -9 test, SQLite then PostgreSQL (STRESS_ARGS=--seconds 60)

@@ -44,7 +44,7 @@ PG_DATABASE = "reeltable_stress"
 WRITE_SHARE = 0.4  # of requests; the rest are reads
 HOT_ROWS = 20  # edits concentrate on a few movies, so conflicts really happen
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
-ROW_VERSION = re.compile(r"/movies/(\d+)/cells/\w+/edit\?version=(\d+)")
+ROW_VERSION = re.compile(r'<tr id="movie-(\d+)" class="[^"]*" data-version="(\d+)"')
 FORM_VERSION = re.compile(r'name="version" value="(\d+)"')
 
 

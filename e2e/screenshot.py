@@ -1,4 +1,5 @@
-"""Write docs/screenshot.png: the movie table with one movie's ratings open.
+"""Write docs/screenshot.png (the movie table, a movie's ratings open, a cell being
+edited) and docs/keys.png (the grid's keys, as "?" shows them).
 
 Run `.venv/bin/python -m e2e.screenshot` to refresh it. It serves the demo
 catalogue from a temporary database, exactly as the browser tests do.
@@ -17,6 +18,7 @@ from e2e.browser import LAUNCH_ARGS, executable_path
 from e2e.conftest import BIN, ROOT, flask, free_port, wait_until_up
 
 OUTPUT = ROOT / "docs" / "screenshot.png"
+KEYS = ROOT / "docs" / "keys.png"
 EXPANDED = "2001: A Space Odyssey"
 
 
@@ -48,14 +50,24 @@ def main() -> None:
                 expect(
                     page.get_by_role("table", name=f"Ratings of {EXPANDED}")
                 ).to_be_visible()
+                # A rating being typed over, as a person would (type to replace).
+                page.locator("#movie-rows > tr.data-row").nth(1).locator(
+                    'td[data-field="rating"]'
+                ).focus()
+                page.keyboard.type("8.7")
                 page.mouse.move(0, 0)
                 OUTPUT.parent.mkdir(exist_ok=True)
                 page.screenshot(path=str(OUTPUT), animations="disabled")
+                page.keyboard.press("Escape")
+                page.keyboard.press("?")
+                keys = page.locator("details.grid-keys")
+                expect(keys).to_have_attribute("open", "")
+                keys.screenshot(path=str(KEYS), animations="disabled")
                 browser.close()
         finally:
             server.terminate()
             server.wait(timeout=10)
-    print(f"Wrote {OUTPUT.relative_to(ROOT)}")
+    print(f"Wrote {OUTPUT.relative_to(ROOT)} and {KEYS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

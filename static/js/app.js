@@ -261,7 +261,7 @@ async function send(save) {
       },
     });
   } catch {
-    // Not reached (status 0): reported below as a failed save.
+    // No answer at all (network down): status stays 0, reported as a failed save.
   }
   inflight.delete(save.url);
   if (save.reason === "csrf" && !save.retried) {
@@ -482,12 +482,14 @@ function focusLost() {
 
 function restoreFocus() {
   const memory = focusMemory;
+  focusMemory = null;
   const turn = pageTurn;
-  focusMemory = pageTurn = null;
-  if (turn) {
-    const region = document.getElementById(turn.region);
-    const grid = region && region.querySelector(GRID);
-    const rows = grid ? rowsOf(grid) : [];
+  const region = turn && document.getElementById(turn.region);
+  const grid = region && region.querySelector(GRID);
+  if (grid && grid !== turn.grid) {
+    // The new page has come (another swap, say a save's answer, may come first).
+    pageTurn = null;
+    const rows = rowsOf(grid);
     const row = rows[Math.min(turn.row, rows.length - 1)];
     const cell = (row && fieldCell(row, turn.field)) || cellAt(row, turn.index);
     if (cell) return focusCell(cell);
@@ -503,9 +505,9 @@ function restoreFocus() {
     const row = document.getElementById(rowId);
     if (row && !row.classList.contains("is-gone")) return focusCell(cellAt(row, memory.index));
   }
-  const region = memory.region && document.getElementById(memory.region);
-  const grid = region && region.querySelector(GRID);
-  const first = grid && rowsOf(grid)[0];
+  const home = memory.region && document.getElementById(memory.region);
+  const table = home && home.querySelector(GRID);
+  const first = table && rowsOf(table)[0];
   if (first) focusCell(cellAt(first, memory.index));
 }
 
@@ -615,7 +617,7 @@ function turnPage(cell, rel, at, index) {
     focusCell(cellAt(rel === "next" ? rows[rows.length - 1] : rows[0], index));
     return;
   }
-  pageTurn = { region: region.id, row: at, field: cell.dataset.field, index };
+  pageTurn = { region: region.id, grid, row: at, field: cell.dataset.field, index };
   link.click();
 }
 
