@@ -72,3 +72,44 @@ def test_no_js_edit_page(audited: Page, server: Server) -> None:
     audited.goto(server.url + f"/movies/{movie_id(server, 'Heat')}/edit")
     expect(audited.get_by_role("button", name="Save")).to_be_visible()
     assert serious_violations(audited) == []
+
+
+def test_grid_keys_messages_and_refused_saves(audited: Page, server: Server) -> None:
+    # Issue 10: the keys panel, a refused save's editor and a message, at once.
+    row_id = movie_id(server, "Ran")
+    audited.goto(server.url + "/movies?q=ran")
+    row = audited.locator(f"#movie-{row_id}")
+    cell(row, "name").focus()
+    audited.keyboard.press("Delete")  # a required field: its message instead
+    expect(row.get_by_role("alert")).to_have_text("Name is required.")
+    audited.route("**/movies/*", lambda route: route.fulfill(status=503, body=""))
+    cell(row, "director").click()
+    row.get_by_role("textbox", name="Director").fill("Someone")
+    row.get_by_role("textbox", name="Director").press("Enter")
+    expect(cell(row, "director").get_by_role("alert")).to_contain_text("Not saved")
+    audited.locator("details.grid-keys summary").click()
+    expect(audited.locator("details.grid-keys")).to_have_attribute("open", "")
+    assert serious_violations(audited) == []
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    """A touch-screen phone that may have axe-core injected."""
+    context = browser.new_context(
+        bypass_csp=True,
+        viewport={"width": 375, "height": 740},
+        has_touch=True,
+        is_mobile=True,
+    )
+    yield context.new_page()
+    context.close()
+
+
+def test_phone_with_an_editor_open(phone: Page, server: Server) -> None:
+    # Issue 10: the sticky column and the touch Save/Cancel buttons.
+    row_id = movie_id(server, "Heat")
+    phone.goto(server.url + "/movies?q=heat")
+    row = phone.locator(f"#movie-{row_id}")
+    cell(row, "rating").tap()
+    expect(row.get_by_role("button", name="Save")).to_be_visible()
+    assert serious_violations(phone) == []

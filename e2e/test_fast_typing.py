@@ -92,7 +92,11 @@ def test_tab_across_a_whole_row_without_pausing(page: Page, server: Server) -> N
     page.keyboard.press("Escape")
     expect(cell(second, "name")).to_be_focused()
     settled(page)
-    assert movie(server, fight_club)[:3] == ("Fight Club (1999)", "David L. Fincher", 8.9)
+    assert movie(server, fight_club)[:3] == (
+        "Fight Club (1999)",
+        "David L. Fincher",
+        8.9,
+    )
     row = reloaded_row(page, fight_club)
     expect(cell(row, "name")).to_have_text("Fight Club (1999)")
     expect(cell(row, "director")).to_have_text("David L. Fincher")
@@ -103,7 +107,13 @@ def test_tab_across_a_whole_row_without_pausing(page: Page, server: Server) -> N
     ("name", "field", "typed", "shown", "stored"),
     [
         ("Heat", "name", "Heat 1995", "Heat 1995", "Heat 1995"),
-        ("Alien", "director", "Sir Ridley Scott", "Sir Ridley Scott", "Sir Ridley Scott"),
+        (
+            "Alien",
+            "director",
+            "Sir Ridley Scott",
+            "Sir Ridley Scott",
+            "Sir Ridley Scott",
+        ),
         ("Aliens", "rating", "7", "7.0", 7.0),
     ],
 )
@@ -217,6 +227,4 @@ def test_escape_restores_and_saves_nothing(
     expect(cell(row, "director")).to_be_focused()
     settled(page)
     assert movie(server, yojimbo) == before  # not even the version moved
-    expect(cell(reloaded_row(page, yojimbo), "director")).to_have_text(
-        "Akira Kurosawa"
-    )
+    expect(cell(reloaded_row(page, yojimbo), "director")).to_have_text("Akira Kurosawa")

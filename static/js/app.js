@@ -319,8 +319,12 @@ function finish(save) {
 function failed(save, cell, message, signIn) {
   const retry = () => {
     const input = cell && cell.isConnected && editorInput(cell);
-    if (input) commit(input);
-    else enqueue(document.getElementById(save.rowId), save.field, save.value, save.original);
+    if (input) {
+      commit(input);
+      if (focusLost()) focusCell(cell);
+    } else {
+      enqueue(document.getElementById(save.rowId), save.field, save.value, save.original);
+    }
   };
   const toast = { key: `save:${save.cellId}`, text: message, signIn, retry: signIn ? retry : null };
   if (!cell || !cell.isConnected) {
@@ -453,14 +457,11 @@ let pageTurn = null;
 function rememberFocus(target, response) {
   const active = document.activeElement;
   if (!active || active === document.body || !target.contains(active)) return;
-  let restored = null;
-  if (active.matches(".undo-button")) {
-    // Focus goes to the row the undo brings back.
-    const parsed = document.createElement("template");
-    parsed.innerHTML = response;
-    const row = parsed.content.querySelector("tr.data-row");
-    restored = row && row.id;
-  }
+  // After an undo, focus goes to the row it brings back. Read from the text: the
+  // row sits in an <hx-partial>, where an HTML parser would drop a bare <tr>.
+  const restored = active.matches(".undo-button")
+    ? (/<tr id="([^"]+)" class="data-row/.exec(response || "") || [])[1] || null
+    : null;
   const cell = active.closest("td, th");
   const row = active.closest("tr.data-row");
   const grid = active.closest(GRID);
@@ -472,6 +473,7 @@ function rememberFocus(target, response) {
     index: cell ? cell.cellIndex : 0,
     region: (active.closest(".table-region") || {}).id,
     restored,
+    at: performance.now(),
   };
 }
 
@@ -480,9 +482,17 @@ function focusLost() {
   return !active || active === document.body;
 }
 
+// Called right after a swap and whenever a swap settles: a response's parts (an
+// undo's toast and its <hx-partial> row) swap and settle one after the other, so
+// the memory waits (briefly) until the focus is actually lost and the row is there.
 function restoreFocus() {
-  const memory = focusMemory;
-  focusMemory = null;
+  let memory = focusMemory;
+  if (memory && performance.now() - memory.at > 2000) memory = focusMemory = null;
+  if (memory && (!focusLost() || (memory.restored && !document.getElementById(memory.restored)))) {
+    memory = null; // not yet
+  } else {
+    focusMemory = null;
+  }
   const turn = pageTurn;
   const region = turn && document.getElementById(turn.region);
   const grid = region && region.querySelector(GRID);
@@ -876,7 +886,7 @@ document.addEventListener("click", (event) => {
   if (retry) {
     const toast = retry.closest(".toast");
     const again = retries.get(toast);
-    toast.remove();
+    dismissToast(toast);
     if (again) again();
   }
 });
