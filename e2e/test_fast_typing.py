@@ -228,3 +228,43 @@ def test_escape_restores_and_saves_nothing(
     settled(page)
     assert movie(server, yojimbo) == before  # not even the version moved
     expect(cell(reloaded_row(page, yojimbo), "director")).to_have_text("Akira Kurosawa")
+
+
+def reopen_while_saving(page: Page, row: Locator, typed: str) -> Locator:
+    """Save `typed` into the row's rating, reopen it at once, let the answer come."""
+    cell(row, "rating").focus()
+    page.keyboard.type(typed, delay=10)
+    page.keyboard.press("Enter")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Enter")  # the save of `typed` is still on its way
+    box = row.get_by_role("textbox", name="Rating")
+    expect(box).to_be_focused()
+    saved(page)  # its answer arrives while the editor is open
+    return box
+
+
+def test_a_refused_save_is_shown_in_an_editor_reopened_meanwhile(
+    page: Page, server: Server
+) -> None:
+    # issue 10: a refused save must say so, even when the cell was reopened
+    # before the answer came; otherwise "11" stays on screen as if stored.
+    rows = grid_rows(page, server, "tarantino")
+    rated = row_id(rows.nth(0))
+    before = movie(server, rated)
+    reopen_while_saving(page, rows.nth(0), "11")
+    assert movie(server, rated) == before
+    alert = cell(rows.nth(0), "rating").get_by_role("alert")
+    expect(alert).to_have_text("Rating must be between 0 and 10.", timeout=2000)
+
+
+def test_escape_after_the_answer_shows_the_stored_value(
+    page: Page, server: Server
+) -> None:
+    # issue 10: Escape in an editor reopened during a save goes back to what the
+    # server stored and drew ("7.0"), not to the text shown before it answered.
+    rows = grid_rows(page, server, "cameron")
+    rated = row_id(rows.nth(0))
+    reopen_while_saving(page, rows.nth(0), "7")
+    page.keyboard.press("Escape")
+    assert movie(server, rated)[2] == 7.0
+    expect(cell(rows.nth(0), "rating")).to_have_text("7.0", timeout=2000)

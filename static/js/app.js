@@ -278,6 +278,7 @@ async function send(save) {
 
 // What the answer to a save leaves on screen.
 function settle(save) {
+  if (save.reopened) reconcile(save);
   const row = document.getElementById(save.rowId);
   const cell = fieldCell(row, save.field);
   const status = save.status;
@@ -302,6 +303,29 @@ function settle(save) {
     : `Could not reach the server: not saved. Check the connection.${again}`;
   failed(save, cell, message, signIn);
   return finish(save);
+}
+
+// An editor reopened on a cell whose save was in flight now starts from what the
+// server stored (and shows why, if it refused the save); Escape puts that back.
+function reconcile(save) {
+  const fresh = save.reopened;
+  save.reopened = null;
+  const cell = document.getElementById(save.cellId);
+  const input = cell && editorInput(cell);
+  if (!input) return;
+  const before = input.dataset.original;
+  const refused = fresh.querySelector(EDITOR_INPUT);
+  if (refused) {
+    input.dataset.original = refused.dataset.original || "";
+    shown.delete(cell);
+    const error = fresh.querySelector(".field-error");
+    if (error && error.textContent) showFieldError(input, error.textContent);
+    return;
+  }
+  input.dataset.original = valueOf(fresh);
+  shown.set(cell, [...fresh.childNodes]);
+  // Untouched since it reopened: show the value as stored ("8" becomes "8.0").
+  if (input.value === before) input.value = input.dataset.original;
 }
 
 function finish(save) {
@@ -423,10 +447,15 @@ function preserveLive(detail, save) {
   let marked = false;
   for (const cell of keep) {
     const fresh = parsed.content.getElementById(cell.id);
-    if (fresh && fresh.tagName === "TD") {
-      fresh.setAttribute("hx-preserve", "true");
-      marked = true;
+    if (!fresh || fresh.tagName !== "TD") continue;
+    if (save && cell.id === save.cellId && cell.classList.contains("editing")) {
+      // Reopened while its own save was in flight: the editor stays, and learns
+      // the answer (reconcile); a conflict's choice replaces it.
+      if (detail.xhr.status === 409) continue;
+      save.reopened = fresh.cloneNode(true);
     }
+    fresh.setAttribute("hx-preserve", "true");
+    marked = true;
   }
   if (marked) detail.serverResponse = parsed.innerHTML;
   // Browsers without moveBefore() drop the focus of a moved input: note the caret.
