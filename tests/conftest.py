@@ -50,6 +50,27 @@ def postgres_schema_url(url: str, schema: str) -> str:
     )
 
 
+def shared_extension(conn: sa.Connection, name: str) -> None:
+    """Have extension `name` in the public schema, which every run's path includes.
+
+    The migration creates it where the search path points first: for a test run,
+    that run's own schema. Another run would then find it "installed" but not on
+    its path, and the first run's DROP SCHEMA ... CASCADE would take it (and the
+    indexes built on it) away from everyone.
+    """
+    found = conn.execute(
+        sa.text(
+            "SELECT n.nspname FROM pg_extension e"
+            " JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = :name"
+        ),
+        {"name": name},
+    ).scalar()
+    if found is None:
+        conn.execute(sa.text(f"CREATE EXTENSION IF NOT EXISTS {name} SCHEMA public"))
+    elif found != "public":
+        conn.execute(sa.text(f"ALTER EXTENSION {name} SET SCHEMA public"))
+
+
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Migrate one database to head; per-test databases start from it.
@@ -63,6 +84,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         schema = f"reeltable_test_{os.getpid()}"
         admin = sa.create_engine(normalise_database_url(TEST_DATABASE_URL))
         with admin.begin() as conn:
+            shared_extension(conn, "pg_trgm")
             conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
             conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
         url = postgres_schema_url(TEST_DATABASE_URL, schema)

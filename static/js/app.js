@@ -212,7 +212,7 @@ function clearCell(cell) {
 const queues = new Map(); // row id -> the promise of its last save
 const waiting = new Map(); // cell id -> saves of that cell not answered yet
 const inflight = new Map(); // update URL (one per row) -> the save being answered
-const goneRows = new Map(); // row id -> {message, typed}: deleted by someone else
+const goneRows = new Map(); // row id -> {message, also: typed later}: deleted elsewhere
 
 function enqueue(row, field, value, original) {
   const save = {
@@ -813,7 +813,7 @@ function endSearch() {
 
 document.addEventListener("htmx:beforeHistoryUpdate", (event) => {
   const { history, requestConfig } = event.detail;
-  if (history.path === location.pathname + location.search) {
+  if (history.path === location.pathname + location.search || refilling.has(event.detail.target)) {
     history.type = "replace"; // the same view again: no new entry
     return;
   }
@@ -836,6 +836,46 @@ document.addEventListener("submit", (event) => {
 document.addEventListener("focusout", (event) => {
   if (event.target.closest && event.target.closest("form.filters")) endSearch();
 });
+
+// ------------------------------------------------------------------ emptied page
+
+// Deleting the last rows of a page would leave it empty under a pager that still
+// counts it: the region is drawn again from its URL, which the server clamps to
+// the last page there is (issue 11). That view replaces the stale one in history.
+const refilling = new WeakSet();
+
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const { requestConfig, target, shouldSwap } = event.detail;
+  if (!shouldSwap || requestConfig.verb !== "delete" || !target || !target.matches("tr.data-row")) return;
+  const region = target.closest(".table-region");
+  if (region && gridOf(target) === region.querySelector(GRID)) setTimeout(() => refill(region)); // after the swap
+});
+
+function refill(region) {
+  if (!region.isConnected || rowsOf(region.querySelector(GRID)).length) return;
+  if (!region.querySelector(".pager a[href]")) return; // the only page: empty is true
+  refilling.add(region);
+  htmx.ajax("GET", location.pathname + location.search, { source: region, target: region, swap: "outerHTML" });
+}
+
+// ------------------------------------------------------------------ filter messages
+
+// A value the filter form sent that the view could not apply: the server fills
+// the slot next to its field (out of band), and the field says it is invalid and
+// points at the slot while that holds a message (issue 12).
+function markFilterErrors() {
+  for (const slot of document.querySelectorAll("form.filters .filter-error[data-for]")) {
+    const input = document.getElementById(slot.dataset.for);
+    if (!input) continue;
+    if (slot.textContent.trim()) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", slot.id);
+    } else {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+  }
+}
 
 // ------------------------------------------------------------------ busy table
 
@@ -998,12 +1038,13 @@ document.addEventListener("htmx:afterSettle", (event) => {
   syncRows();
   restoreFocus();
   ensureTabStops(document);
-  // Say what a filter, sort or page change found (the region itself is replaced,
-  // so it cannot be the live region).
+  markFilterErrors();
+  // Say what a filter, sort or page change found, and what it could not apply
+  // (the region itself is replaced, so it cannot be the live region).
   if (event.target.matches && event.target.matches(".table-region")) {
-    const count = event.target.querySelector(".row-count");
+    const said = [...event.target.querySelectorAll(".table-toolbar > :is(.row-count, .not-applied)")];
     const status = document.getElementById("live-status");
-    if (count && status) status.textContent = count.textContent.trim();
+    if (said.length && status) status.textContent = said.map((p) => p.textContent.trim()).join(" ");
   }
 });
 
