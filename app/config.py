@@ -35,6 +35,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": False,
         # Number of reverse proxies whose X-Forwarded-* headers to trust (ProxyFix).
         "TRUST_PROXY": 0,
+        # The host names this server answers to (Flask 3.1); any other Host gets a
+        # 400, so a DNS-rebinding page cannot pass for this site. HOST (where
+        # `make run` listens) is added in configure().
+        "TRUSTED_HOSTS": ["127.0.0.1", "localhost"],
+        "HOST": "127.0.0.1",
         # memory:// is per process (per gunicorn worker); use redis:// to share.
         "RATELIMIT_STORAGE_URI": "memory://",
         "LOGIN_LIMIT_PER_ADDRESS": "20 per minute;200 per day",
@@ -66,6 +71,12 @@ def env_overrides(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
             found[flag] = environ[flag].strip().lower() in TRUE_WORDS
     if environ.get("TRUST_PROXY"):
         found["TRUST_PROXY"] = int(environ["TRUST_PROXY"])
+    if environ.get("TRUSTED_HOSTS"):
+        found["TRUSTED_HOSTS"] = [
+            name.strip() for name in environ["TRUSTED_HOSTS"].split(",") if name.strip()
+        ]
+    if environ.get("HOST"):
+        found["HOST"] = environ["HOST"].strip()
     if environ.get("RATELIMIT_STORAGE_URI"):
         found["RATELIMIT_STORAGE_URI"] = environ["RATELIMIT_STORAGE_URI"]
     return found
@@ -102,3 +113,15 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
+    trusted = app.config.get("TRUSTED_HOSTS")
+    host = app.config.get("HOST")
+    # Listening on every address means being reached by any name: the names
+    # must then be listed in TRUSTED_HOSTS (0.0.0.0 is no Host a browser sends).
+    listening_everywhere = host in ("0.0.0.0", "::")
+    if (
+        trusted is not None
+        and host
+        and not listening_everywhere
+        and host not in trusted
+    ):
+        app.config["TRUSTED_HOSTS"] = [*trusted, host]

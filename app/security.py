@@ -190,6 +190,34 @@ class SessionInterface(SecureCookieSessionInterface):
         return configured or (has_request_context() and request.is_secure)
 
 
+# Control characters a log line must not carry as themselves: a CR or LF in a
+# logged path would start a forged line (issue 12).
+_CONTROLS = {
+    **{code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]},
+    **{code: f"\\u{code:04x}" for code in [*range(0x80, 0xA0), 0x2028, 0x2029]},
+    ord("\r"): "\\r",
+    ord("\n"): "\\n",
+    ord("\t"): "\\t",
+}
+
+
+def escape_controls(text: str) -> str:
+    """Show control characters as escapes (\\r, \\n, \\x1b...): one record, one line."""
+    return text.translate(_CONTROLS)
+
+
+class EscapingFormatter(logging.Formatter):
+    """A formatter whose messages cannot break out of their line.
+
+    Only the message is escaped: a traceback appended after it stays readable.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
+        """Format with the record's message escaped."""
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
 def _configure_logging(app: Flask) -> None:
     """Put the request id in every line the app logs; log at INFO and above."""
     # On the logger, so every handler (gunicorn's, pytest's) sees the id; on
@@ -197,7 +225,7 @@ def _configure_logging(app: Flask) -> None:
     for target in (app.logger, default_handler):
         if not any(isinstance(f, RequestIdFilter) for f in target.filters):
             target.addFilter(RequestIdFilter())
-    default_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    default_handler.setFormatter(EscapingFormatter(LOG_FORMAT))
     if app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)
 

@@ -9,6 +9,7 @@ from werkzeug.exceptions import (
     HTTPException,
     InternalServerError,
     RequestEntityTooLarge,
+    SecurityError,
 )
 
 from app.crud import NotFound, QueryError
@@ -59,6 +60,15 @@ def init_app(app: Flask) -> None:
     def not_found(exc: NotFound) -> tuple[str, int, Headers]:
         """A row that does not exist: 404."""
         return _render(404, "Not found", str(exc))
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(exc: SecurityError) -> tuple[str, int, dict[str, str]]:
+        """A Host this server does not serve (TRUSTED_HOSTS): 400, and nothing else.
+
+        Plain text: with no trusted host there are no URLs to build, so no page.
+        """
+        message = "Bad request: this server does not answer to that host name.\n"
+        return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
 
     @app.errorhandler(CSRFError)
     def csrf_failed(exc: CSRFError) -> tuple[str, int, Headers]:
