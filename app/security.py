@@ -116,6 +116,23 @@ def _is_cross_site() -> bool:
     return urlsplit(origin).netloc.lower() != request.host.lower()
 
 
+def local_path(target: str | None) -> str | None:
+    """`target` if it is a path on this site (a `next` to return to), else None.
+
+    Browsers drop tabs and newlines from URLs ("/\\t/evil.example" is followed
+    to //evil.example) and a CR or LF cannot go into a Location header, so any
+    whitespace or control character refuses the whole value.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(c.isspace() or not c.isprintable() for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
 def body_limit(config_key: str) -> Callable[[View], View]:
     """Give a view its own request size limit, read from config (e.g. the import).
 

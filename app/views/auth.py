@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import (
     Blueprint,
     current_app,
@@ -21,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from app.accounts import Account, accounts_enabled, authenticate, limiter
 from app.models import USER_NAME_MAX
+from app.security import local_path
 
 bp = Blueprint("auth", __name__)
 
@@ -29,11 +28,7 @@ TOO_MANY = "Too many sign-in attempts. Wait a minute and try again."
 
 def safe_next(target: str | None) -> str:
     """Return target if it is a path on this site, else the movie table."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and "\\" not in target:
-            return target
-    return url_for("movies.index")
+    return local_path(target) or url_for("movies.index")
 
 
 def _account_key() -> str:
