@@ -264,6 +264,8 @@ def import_command(table: str, file: Path, commit: bool) -> None:
         raise click.ClickException(f"Nothing was imported: {exc}") from None
     counts = ", ".join(f"{n:,} {name}" for name, n in result.counts.items())
     click.echo(f"{file} into {table}: {counts}.")
+    if result.keeps_ids:
+        click.echo(f"The {table} table is empty, so the rows keep the ids in the file.")
     for error in result.errors[:CLI_ERRORS]:
         column = error.column or "row"
         click.echo(f"  line {error.line}, {column}: {error.reason}", err=True)

@@ -38,6 +38,7 @@ from app.crud import (
     Resource,
     Text,
     ValidationError,
+    largest_id,
 )
 
 # ---------------------------------------------------------------- the cell format
@@ -263,6 +264,9 @@ class Preview:
     unchanged: int = 0
     invalid: int = 0
     errors: list[RowError] = field(default_factory=list)
+    # Rows with an id the table lacks are refused, except in an empty table: there
+    # a file (a download being restored) keeps its ids.
+    keeps_ids: bool = False
     # One action per data row, in file order, and the id a changed row updates.
     actions: bytearray = field(default_factory=bytearray, repr=False)
     targets: dict[int, int] = field(default_factory=dict, repr=False)
@@ -393,7 +397,9 @@ def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-_ID = Integer(1, 2**63 - 1, required=False)
+# An import must leave this many ids free above the largest it writes, so the
+# rows created after it still get ids (issue 11).
+ID_HEADROOM = 1_000_000
 
 
 def read_rows(svc: CrudService, stream: BinaryIO) -> Iterator[ParsedRow]:
@@ -404,6 +410,8 @@ def read_rows(svc: CrudService, stream: BinaryIO) -> Iterator[ParsedRow]:
     """
     resource = svc.resource
     settable = {f.name: f for f in resource.fields if f.creatable}
+    # An id the column cannot hold is a row error, not a query PostgreSQL refuses.
+    id_kind = Integer(1, largest_id(resource.model), required=False)
     source = _lines(stream)
     reader = csv.reader(source, strict=True)
     try:
@@ -414,7 +422,7 @@ def read_rows(svc: CrudService, stream: BinaryIO) -> Iterator[ParsedRow]:
             line, end = end + 1, reader.line_num
             if not any(c.strip() for c in cells):
                 continue
-            yield _parse_row(svc, settable, names, cells, line)
+            yield _parse_row(svc, settable, names, cells, line, id_kind)
     except csv.Error as exc:
         raise CsvFileError(
             f"Line {reader.line_num} is not valid CSV: {exc}. A double quote"
@@ -429,6 +437,7 @@ def _parse_row(
     names: list[str],
     cells: list[str],
     line: int,
+    id_kind: Integer,
 ) -> ParsedRow:
     """Validate one data row against the declaration (references are checked later)."""
     if len(cells) != len(names):
@@ -444,7 +453,7 @@ def _parse_row(
     for name, cell in zip(names, cells, strict=True):
         if name == "id":
             try:
-                row_id = _ID.parse("id", cell)
+                row_id = id_kind.parse("id", cell)
             except ValueError as exc:
                 errors.append(("id", str(exc)))
         elif name in settable:
@@ -487,6 +496,12 @@ class _Classifier:
             f.name for f in resource.fields if isinstance(f.kind, Reference)
         ]
         self.match_on = resource.match_on
+        self.largest = largest_id(resource.model)
+        # An empty table takes the file's ids: the file is a download being
+        # restored (export, import into an empty database gives the same bytes).
+        # Otherwise an id the table lacks is refused (issue 11): creating it
+        # would move the id sequence past it for every later row.
+        self.restoring = not svc.has_rows()
         self.preview = Preview()
         self.seen_ids = IdSet()
         # Hashes, not the keys themselves, keep memory small; a collision could
@@ -541,6 +556,8 @@ class _Classifier:
         key = hash(self.key(row)) if self.match_on and not errors else None
         if not errors:
             errors = self.duplicates(row, target, key)
+        if not errors and row.id is not None and row.id not in stored:
+            errors = self.unknown_id(row.id)
         old = stored.get(target) if target is not None and not errors else None
         if old is not None:
             errors = self.fixed_changes(row, old)
@@ -558,6 +575,8 @@ class _Classifier:
         if old is None:
             preview.new += 1
             preview.actions.append(NEW)
+            if row.id is not None:
+                preview.keeps_ids = True
         elif tuple(row.values[n] for n in self.compare) != old:
             preview.changed += 1
             preview.actions.append(CHANGED)
@@ -579,6 +598,25 @@ class _Classifier:
                 target = kind.label_of_target
                 errors.append((name, f"There is no {target} with id {value}."))
         return errors
+
+    def unknown_id(self, row_id: int) -> list[tuple[str, str]]:
+        """Errors for an id the table lacks: refused, or in an empty table kept."""
+        resource = self.svc.resource
+        singular = resource.singular
+        if not self.restoring:
+            reason = (
+                f"There is no {singular} with id {row_id}; leave the id empty to"
+                f" add it as a new {singular}."
+            )
+            return [("id", reason)]
+        if row_id > self.largest - ID_HEADROOM:
+            reason = (
+                f"id {row_id:,} is too close to the largest id a {singular} can have"
+                f" ({self.largest:,}): there would be no ids left for new"
+                f" {resource.name}. Leave the id empty to add it as a new {singular}."
+            )
+            return [("id", reason)]
+        return []
 
     def match(
         self, row: ParsedRow, matched: dict[tuple[Any, ...], list[int]]

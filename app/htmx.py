@@ -26,6 +26,11 @@ def is_partial(request: Request) -> bool:
     )
 
 
+def trigger(request: Request) -> str:
+    """Return the id of the element whose htmx request this is ("" if none)."""
+    return request.headers.get("HX-Trigger", "") if is_htmx(request) else ""
+
+
 def current_url(request: Request) -> tuple[str, MultiDict[str, str]]:
     """Return the path and query arguments of the page htmx sent this request from.
 

@@ -87,6 +87,12 @@ class Movie(Timestamped, Base):
             "director",
         ),
         sa.Index("ix_movies_rating_search", "rating", "id", "name", "director"),
+        # An import matches rows without an id by name and director (migration 0012).
+        sa.Index("ix_movies_name_director", "name", "director"),
+        # Ids are never handed out twice, not even the deleted newest one's: an
+        # editor still open on it, or its Undo, must not meet another row there.
+        # PostgreSQL's sequences behave so already (migration 0011).
+        {"sqlite_autoincrement": True},
     )
 
     def __repr__(self) -> str:
@@ -130,6 +136,7 @@ class Rating(Timestamped, Base):
             "id",
             postgresql_include=["movie_name"],
         ),
+        {"sqlite_autoincrement": True},  # as movies (migration 0011)
     )
 
     def __repr__(self) -> str:

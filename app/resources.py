@@ -12,31 +12,11 @@ from app.crud import (
     Resource,
     Summary,
     Text,
+    largest_id,
 )
 from app.models import AUTHOR_MAX, DIRECTOR_MAX, NAME_MAX, Movie, Rating
 
-MOVIES = Resource(
-    name="movies",
-    model=Movie,
-    singular="movie",
-    fields=(
-        Field("name", "Name", Text(NAME_MAX), sortable=True, searchable=True),
-        Field(
-            "director", "Director", Text(DIRECTOR_MAX), sortable=True, searchable=True
-        ),
-        Field(
-            "rating", "Rating", Number(0, 10, places=1, required=False), sortable=True
-        ),
-    ),
-    default_sort=("name",),
-    filters=(Filter("min_rating", "rating", "ge", "Minimum rating", Number(0, 10, 1)),),
-    summaries=(Summary("ratings", Rating, "movie_id", "rating"),),
-    children=(Child(Rating, "movie_id"),),
-    search_index="movies_search",
-    row_count_table="row_counts",
-    match_on=("name", "director"),
-)
-
+# Declared before movies, whose rows take their ratings with them (Child).
 RATINGS = Resource(
     name="ratings",
     model=Rating,
@@ -66,10 +46,34 @@ RATINGS = Resource(
     filters=(
         Filter("author", "author", "contains", "Author", Text(AUTHOR_MAX)),
         Filter("movie", "movie_name", "contains", "Movie", Text(NAME_MAX)),
-        Filter("movie_id", "movie_id", "eq", "Movie id", Integer(1, 2**63 - 1)),
+        # Bounded by what movies.id holds, so an id beyond it is a 400, not a
+        # database error (PostgreSQL's integer ends at 2**31 - 1).
+        Filter("movie_id", "movie_id", "eq", "Movie id", Integer(1, largest_id(Movie))),
         Filter("min_rating", "rating", "ge", "Minimum rating", Integer(1, 10)),
     ),
     row_count_table="row_counts",
+)
+
+MOVIES = Resource(
+    name="movies",
+    model=Movie,
+    singular="movie",
+    fields=(
+        Field("name", "Name", Text(NAME_MAX), sortable=True, searchable=True),
+        Field(
+            "director", "Director", Text(DIRECTOR_MAX), sortable=True, searchable=True
+        ),
+        Field(
+            "rating", "Rating", Number(0, 10, places=1, required=False), sortable=True
+        ),
+    ),
+    default_sort=("name",),
+    filters=(Filter("min_rating", "rating", "ge", "Minimum rating", Number(0, 10, 1)),),
+    summaries=(Summary("ratings", Rating, "movie_id", "rating"),),
+    children=(Child(RATINGS, "movie_id"),),
+    search_index="movies_search",
+    row_count_table="row_counts",
+    match_on=("name", "director"),
 )
 
 RESOURCES: dict[str, Resource] = {r.name: r for r in (MOVIES, RATINGS)}

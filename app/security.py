@@ -90,14 +90,20 @@ def can_write() -> bool:
 
 
 def _template_flags() -> dict[str, bool]:
-    """can_write and accounts_on for templates; False if the database is down.
+    """can_write, accounts_on and read_only for templates (no writes, no accounts
+    if the database is down).
 
     Error pages render these too, and must render even when the database cannot.
     """
+    read_only = bool(current_app.config["READ_ONLY"])
     try:
-        return {"can_write": can_write(), "accounts_on": accounts_enabled()}
+        return {
+            "can_write": can_write(),
+            "accounts_on": accounts_enabled(),
+            "read_only": read_only,
+        }
     except SQLAlchemyError:
-        return {"can_write": False, "accounts_on": False}
+        return {"can_write": False, "accounts_on": False, "read_only": read_only}
 
 
 def _is_cross_site() -> bool:

@@ -93,15 +93,15 @@ MIXED_MOVIES = (
     + b",Heat,Michael Mann,8.3\r\n"  # 4 new
     + b",Cure,Kiyoshi Kurosawa,\r\n"  # 5 unchanged, matched by name + director
     + b",Cure,Kiyoshi Kurosawa,7.0\r\n"  # 6 the same movie again
-    + b"9,Ran,Akira Kurosawa,8.2\r\n"  # 7 new, with its id
-    + b"9,Ikiru,Akira Kurosawa,8.3\r\n"  # 8 the id again
+    + b"9,Ran,Akira Kurosawa,8.2\r\n"  # 7 no movie 9 (issue 11: not created)
+    + b"1,Alien,Ridley Scott,8.5\r\n"  # 8 the id of line 2 again
     + b",=HYPERLINK(x),Someone,1.0\r\n"  # 9 an unprotected formula
     + b",'=Protected,Someone,1.0\r\n"  # 10 new, stored as "=Protected"
     + b",Bad,Someone,11\r\n"  # 11 out of range
     + b"abc,X,Y,1\r\n"  # 12 not an id
     + b",Only,Three\r\n"  # 13 a field missing
     + b"\r\n"  # 14 blank: skipped
-    + b'4,"Two\r\nlines",Someone,\r\n'  # 15-16 new, a quoted line break
+    + b',"Two\r\nlines",Someone,\r\n'  # 15-16 new, a quoted line break
     + b",  ,Someone,1\r\n"  # 17 blank name
     + b",Heat,Michael Mann,8.3\r\n"  # 18 repeats line 4
 )
@@ -111,12 +111,17 @@ def test_preview_counts_and_every_reason(
     app: Flask, sample: dict, tmp_path: Path
 ) -> None:
     result = preview(app, tmp_path, "movies", MIXED_MOVIES)
-    assert result.counts == {"new": 4, "changed": 1, "unchanged": 2, "invalid": 8}
+    assert result.counts == {"new": 3, "changed": 1, "unchanged": 2, "invalid": 9}
     assert result.errors == [
         RowError(
             6, "name,director", "matches the same movie (id 3) as an earlier line."
         ),
-        RowError(8, "id", "id 9 appears more than once in the file."),
+        RowError(
+            7,
+            "id",
+            "There is no movie with id 9; leave the id empty to add it as a new movie.",
+        ),
+        RowError(8, "id", "id 1 appears more than once in the file."),
         RowError(
             9,
             "name",
@@ -145,7 +150,7 @@ def test_import_writes_the_valid_rows(app: Flask, sample: dict, tmp_path: Path) 
     with app.app_context():
         before = versions(Movie)
         result = csvio.import_file(CrudService(MOVIES, db.session), path)
-        assert result.counts == {"new": 4, "changed": 1, "unchanged": 2, "invalid": 8}
+        assert result.counts == {"new": 3, "changed": 1, "unchanged": 2, "invalid": 9}
         stored = rows(Movie)
         after = versions(Movie)
         renamed = rows(Rating)
@@ -153,10 +158,9 @@ def test_import_writes_the_valid_rows(app: Flask, sample: dict, tmp_path: Path) 
         (1, "Alien", "Ridley Scott", 8.5),
         (2, "Blade Runner 2049", "Ridley Scott", 8.1),
         (3, "Cure", "Kiyoshi Kurosawa", None),
-        (4, "Two\r\nlines", "Someone", None),
-        (9, "Ran", "Akira Kurosawa", 8.2),
-        (10, "Heat", "Michael Mann", 8.3),
-        (11, "=Protected", "Someone", 1.0),
+        (4, "Heat", "Michael Mann", 8.3),
+        (5, "=Protected", "Someone", 1.0),
+        (6, "Two\r\nlines", "Someone", None),
     ]
     # The changed movie is a new version; its ratings carry the new name.
     assert after[2] == before[2] + 1
@@ -402,7 +406,7 @@ def test_import_limit_is_above_the_app_wide_limit(app: Flask) -> None:
 def test_read_only_server_offers_no_import(app_with: Callable[..., Flask]) -> None:
     client = app_with(READ_ONLY=True).test_client()
     page = client.get("/import").text
-    assert "this server is read-only." in page
+    assert "this server is read-only for everyone." in page
     assert 'id="import-form"' not in page
     assert upload(client, "movies", HEADER + b",x,y,1\r\n").status_code == 403
 

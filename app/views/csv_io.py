@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import secrets
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from flask import (
     Blueprint,
@@ -103,8 +105,86 @@ def _save_state(token: str, state: dict[str, Any]) -> None:
     """Write an import's state atomically (another worker may read it)."""
     _, state_path = _paths(token)
     tmp = state_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state), "utf-8")
-    os.replace(tmp, state_path)
+    try:
+        tmp.write_text(json.dumps(state), "utf-8")
+        os.replace(tmp, state_path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _keep_state(token: str, state: dict[str, Any]) -> None:
+    """Save an import's state after the fact; a failure is logged, not shown.
+
+    The page is drawn from `state` itself, so the person still sees the result.
+    """
+    try:
+        _save_state(token, state)
+    except OSError as exc:
+        current_app.logger.error("import %s: state not saved: %s", token, exc)
+
+
+def _not_stored(exc: OSError, *leftovers: Path) -> Any:
+    """Remove what a failed write left behind and answer 507 (issue 11).
+
+    A partial upload left in the folder kept a full disk full, so every later
+    upload failed too until the daily sweep.
+    """
+    for path in leftovers:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            current_app.logger.exception("import: cannot remove %s", path)
+    current_app.logger.error("import upload not stored: %s", exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "The server has no room to store the upload right now"
+    else:
+        reason = f"The server could not store the upload ({exc.strerror or exc})"
+    return _file_error(
+        f"{reason}. Nothing was saved. Try again later; if it keeps happening,"
+        " tell whoever runs this server.",
+        status=507,
+        heading="The upload could not be stored.",
+    )
+
+
+class _ImportLock:
+    """The claim on an import while it runs: an exclusive flock on <token>.lock.
+
+    The kernel drops a flock when its process ends, however it ends (kill -9, a
+    worker killed at gunicorn's timeout), so a crashed import never blocks a
+    retry (issue 11: the old <token>.importing marker did, silently, for a day);
+    while one runs, a second attempt finds the lock taken and says so.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: IO[str] | None = None
+        self.since = ""  # when the holder started, if another holds it
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free; otherwise read when its holder started."""
+        handle = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), "r+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.since = handle.read().strip()
+            handle.close()
+            return False
+        try:
+            handle.truncate(0)
+            handle.write(datetime.now(UTC).strftime("%H:%M:%S UTC"))
+            handle.flush()
+        except OSError:
+            pass  # only the "since when" note is lost
+        self.file = handle
+        return True
+
+    def release(self) -> None:
+        """Let the next attempt in (closing the file drops the flock)."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 def _sweep() -> None:
@@ -128,6 +208,7 @@ def _state_from(
         "status": status,
         "counts": preview.counts,
         "errors": [[e.line, e.column, e.reason] for e in preview.errors],
+        "keeps_ids": preview.keeps_ids,
     }
 
 
@@ -166,15 +247,21 @@ def upload() -> Any:
         return _file_error("Choose a CSV file to upload.", selected=name)
     _sweep()
     token = secrets.token_urlsafe(18)
-    csv_path, _ = _paths(token)
-    file.save(csv_path)  # copied to disk in chunks, never read whole
+    csv_path, state_path = _paths(token)
+    try:
+        file.save(csv_path)  # copied to disk in chunks, never read whole
+    except OSError as exc:
+        return _not_stored(exc, csv_path)
     filename = Path(file.filename).name
     try:
         preview = csvio.preview_file(service(name), csv_path)
     except csvio.CsvFileError as exc:
         csv_path.unlink(missing_ok=True)
         return _file_error(exc.message, selected=name, filename=filename)
-    _save_state(token, _state_from(name, filename, preview, "preview"))
+    try:
+        _save_state(token, _state_from(name, filename, preview, "preview"))
+    except OSError as exc:
+        return _not_stored(exc, csv_path, state_path)
     if not is_htmx(request):
         return redirect(url_for(".show", token=token), 303)
     result = _render_state(token, _load_state(token))
@@ -210,21 +297,41 @@ def show(token: str) -> Any:
 def commit(token: str) -> Any:
     """Write every valid row of a previewed file in one transaction, or nothing."""
     state = _load_state(token)
+    if state["status"] == "done":
+        return _render_state(token, state)
     csv_path, _ = _paths(token)
-    claimed = csv_path.with_suffix(".importing")
+    lock = _ImportLock(csv_path.with_suffix(".lock"))
+    if not lock.acquire():
+        since = f" (since {lock.since})" if lock.since else ""
+        note = (
+            f"This file is being imported right now{since}. Reload this page in"
+            " a while to see the result; it will not be imported twice."
+        )
+        return _render_state(token, state, note=note, status=409)
     try:
-        # Renaming is atomic: of two clicks (or two workers) only one gets the file.
-        os.replace(csv_path, claimed)
-    except FileNotFoundError:
-        return _render_state(token, _load_state(token))
+        return _import_claimed(token, csv_path)
+    finally:
+        lock.release()
+
+
+def _import_claimed(token: str, csv_path: Path) -> Any:
+    """Run an import whose lock this request holds, and show what it did."""
+    # The import that held the lock a moment ago may have finished it.
+    state = _load_state(token)
+    if state["status"] == "done":
+        return _render_state(token, state)
+    marker = csv_path.with_suffix(".importing")
+    if not csv_path.exists() and marker.exists():
+        # Left by a worker of the previous version killed during an import.
+        os.replace(marker, csv_path)
+    if not csv_path.exists():
+        abort(404, "This import has expired or does not exist; upload the file again.")
     name = state["resource"]
-    done = False
     try:
-        preview = csvio.import_file(service(name), claimed, expected=state["counts"])
-        done = True
+        preview = csvio.import_file(service(name), csv_path, expected=state["counts"])
     except csvio.PreviewOutdated as exc:
         state = _state_from(name, state["filename"], exc.preview, "preview")
-        _save_state(token, state)
+        _keep_state(token, state)
         note = "The table changed since this preview: here is the new one. Check it."
         return _render_state(token, state, note=note)
     except (ValidationError, Conflict) as exc:
@@ -235,15 +342,20 @@ def commit(token: str) -> Any:
         )
         note = f"Nothing was imported: {reason}"
         return _render_state(token, state, note=note, status=409)
-    finally:
-        if done:
-            claimed.unlink(missing_ok=True)
-        else:
-            os.replace(claimed, csv_path)
-    _save_state(token, _state_from(name, state["filename"], preview, "done"))
+    state = _state_from(name, state["filename"], preview, "done")
+    _keep_state(token, state)
+    csv_path.unlink(missing_ok=True)
     if not is_htmx(request):
         return redirect(url_for(".show", token=token), 303)
-    return _render_state(token, _load_state(token))
+    return _render_state(token, state)
+
+
+@bp.errorhandler(OSError)
+def not_stored(exc: OSError) -> Any:
+    """An upload Werkzeug could not spool to disk while reading the form: 507."""
+    if request.endpoint != "csv_io.upload":
+        raise exc
+    return _not_stored(exc)
 
 
 @bp.errorhandler(RequestEntityTooLarge)

@@ -9,9 +9,11 @@ request, call the CRUD service, render a page or a partial.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,8 +47,9 @@ from app.crud import (
     Summary,
     ValidationError,
 )
-from app.htmx import current_url, is_htmx, is_partial, push_url, retarget
+from app.htmx import current_url, is_htmx, is_partial, push_url, retarget, trigger
 from app.resources import MOVIES, RATINGS
+from app.security import local_path
 from app.views.common import service
 from app.views.rows import (
     editor_cell,
@@ -60,6 +63,9 @@ from app.views.rows import (
 
 # Form keys `original.<field>`: the value an editor started from (field-level merge).
 ORIGINAL = "original."
+
+# Form key of the add form's "Add another": the match values it confirms (issue 13).
+CONFIRM_DUPLICATE = "confirm_duplicate"
 
 # ---------------------------------------------------------------- declarations
 
@@ -116,6 +122,20 @@ class Table:
         """The declared filters that get an input in the filter form."""
         return [f for f in self.resource.filters if f.param in self.filters]
 
+    def filter_params(self) -> list[str]:
+        """The parameters the filter form has an input (and a message slot) for."""
+        search = ["q"] if self.search_label else []
+        return search + [f.param for f in self.filter_inputs()]
+
+    def param_label(self, param: str) -> str:
+        """How a list parameter is named to people, e.g. "Minimum rating"."""
+        if param == "q":
+            return self.search_label or "Search"
+        for flt in self.resource.filters:
+            if flt.param == param:
+                return flt.label
+        return param
+
     def width(self, can_write: bool, nested: bool = False) -> int:
         """Number of columns in a row, for colspan."""
         toggles = 1 if self.children and not nested else 0
@@ -158,11 +178,30 @@ class Listing:
     table: Table
     page: Page
     default_per_page: int
+    # Arguments left out of the view: param -> (the value as typed, why).
+    rejected: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    clamped: bool = False  # the asked page was past the end: this is the last
 
     @property
     def query(self) -> ListQuery:
         """The validated view: search, filters, sort and page."""
         return self.page.query
+
+    def message(self, param: str) -> str:
+        """Why the value typed for `param` is not applied ("" when it is)."""
+        return self.rejected[param][1] if param in self.rejected else ""
+
+    def not_applied(self) -> list[str]:
+        """One sentence per value left out ("Minimum rating 11 is not applied: ...")."""
+        numeric = {f.param for f in self.table.resource.filters if is_numeric(f)}
+        out = []
+        for param, (typed, why) in self.rejected.items():
+            shown = typed.strip()
+            if param not in numeric:
+                shown = f"“{shown[:40]}…”" if len(shown) > 40 else f"“{shown}”"
+            label = self.table.param_label(param)
+            out.append(f"{label} {shown} is not applied: {why}")
+        return out
 
     def url(self, **changes: Any) -> str:
         """The canonical URL of this view with `changes` applied."""
@@ -284,21 +323,36 @@ class TableViews:
         )
         return make_response(body, status)
 
-    def listing(self, svc: CrudService, args: Mapping[str, str]) -> Listing:
-        """Parse list arguments (QueryError -> 400) and fetch the page."""
-        page = svc.list(svc.parse_query(args))
-        return Listing(self.table, page, svc.page_size)
+    def listing(
+        self, svc: CrudService, args: Mapping[str, str], lenient: bool = False
+    ) -> Listing:
+        """Parse list arguments and fetch the page, the last one if asked past it.
+
+        A bad argument is a QueryError (400), unless `lenient`: then the view is
+        shown without it, and the listing says which and why (issue 12).
+        """
+        kept = dict(args.items())
+        rejected: dict[str, tuple[str, str]] = {}
+        while True:
+            try:
+                query = svc.parse_query(kept)
+                break
+            except QueryError as exc:
+                if not lenient or exc.param not in kept:
+                    raise
+                rejected[exc.param] = (kept.pop(exc.param), exc.message)
+        page = svc.list(query)
+        clamped = query.page > page.pages
+        if clamped:
+            # A stale link, or the last rows of the last page deleted (issue 11).
+            page = svc.list(replace(query, page=page.pages))
+        return Listing(self.table, page, svc.page_size, rejected, clamped)
 
     def back(self) -> str:
         """Where a no-JavaScript form returns to: a local `next`, else the list."""
-        target = request.values.get("next", "")
-        if (
-            target.startswith("/")
-            and not target.startswith("//")
-            and "\\" not in target
-        ):
-            return target
-        return url_for(f"{self.table.name}.index")
+        return local_path(request.values.get("next")) or url_for(
+            f"{self.table.name}.index"
+        )
 
     def row_context(self, svc: CrudService, row: Any, nested: bool) -> dict[str, Any]:
         """What a row needs to render: itself, its summaries, where it is shown."""
@@ -379,7 +433,7 @@ class TableViews:
     @staticmethod
     def changes(form: Mapping[str, str]) -> dict[str, str]:
         """The submitted field values, without the bookkeeping inputs."""
-        skip = {"version", "csrf_token", "next", "nested"}
+        skip = {"version", "csrf_token", "next", "nested", CONFIRM_DUPLICATE}
         return {
             k: v
             for k, v in form.items()
@@ -418,10 +472,18 @@ class TableViews:
     # ------------------------------------------------------------ the list
 
     def index(self, status: int = 200, **form: Any) -> Response:
-        """Show the table (full page, or the table fragment for htmx)."""
+        """Show the table (full page, or the table fragment for htmx).
+
+        A page past the end is the last page: a page request is redirected to it,
+        a fragment pushes its URL. Values the filter form sends that cannot be
+        applied are left out of the view and shown next to their fields.
+        """
         svc = self.service()
-        listing = self.listing(svc, request.args)
         partial_only = is_partial(request)
+        from_form = partial_only and trigger(request) == f"{self.table.singular}-filter"
+        listing = self.listing(svc, request.args, lenient=from_form)
+        if listing.clamped and not partial_only and request.method == "GET":
+            return redirect(listing.url(), 302)
         template = (
             f"partials/{self.table.singular}_table.html"
             if partial_only
@@ -439,9 +501,12 @@ class TableViews:
             else None,
             add_values=form.get("values", {}),
             add_errors=form.get("errors", {}),
+            add_duplicate=form.get("duplicate"),
+            filter_messages=from_form,
         )
         if partial_only:
-            # The canonical URL, so reload, back and shared links show this view.
+            # The canonical URL of the view shown (the page it was clamped to,
+            # without the values left out), so reload, back and shared links show it.
             push_url(response, listing.url())
         return response
 
@@ -521,20 +586,33 @@ class TableViews:
     # ------------------------------------------------------------ create
 
     def create(self) -> Response:
-        """Add a row from the add form (htmx: new row on top; else 303 back)."""
+        """Add a row from the add form (htmx: new row on top; else 303 back).
+
+        An exact copy of a row (by the declaration's match_on) is added only once
+        confirmed: the first submit answers 422 asking "add another?".
+        """
         svc = self.service()
         form_id = f"{self.table.singular}-add"
+        data = self.changes(request.form)
+        errors: dict[str, str] = {}
+        duplicate = None
         try:
-            row = svc.create(self.changes(request.form))
+            duplicate = self.duplicate(svc, data)
+            row = None if duplicate else svc.create(data)
         except ValidationError as exc:
+            errors, row = exc.errors, None
+        if row is None:
             if not is_htmx(request):
-                return self.index(422, values=request.form, errors=exc.errors)
+                return self.index(
+                    422, values=request.form, errors=errors, duplicate=duplicate
+                )
             return self.render(
                 "partials/table_add_form.html",
                 422,
                 form=self.add_form(form_id, url_for(f"{self.table.name}.create")),
                 values=request.form,
-                errors=exc.errors,
+                errors=errors,
+                duplicate=duplicate,
             )
         if not is_htmx(request):
             flash(self.toast(f"Added “{self.table.title(row)}”."))
@@ -546,6 +624,32 @@ class TableViews:
             derived=self.derived(False, None),
             **self.row_context(svc, row, False),
         )
+
+    def duplicate(
+        self, svc: CrudService, data: Mapping[str, str]
+    ) -> dict[str, str] | None:
+        """The question to ask before adding an exact copy of a row, or None.
+
+        Rows are matched on the declaration's match_on fields, as the CSV import
+        matches rows without an id. A confirmation names the values it confirms,
+        so changing them to another existing row's asks again.
+        """
+        names = self.table.resource.match_on
+        if not names:
+            return None
+        values = svc.validate(data, creating=True)
+        key = tuple(values.get(name) for name in names)
+        token = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:16]
+        if request.form.get(CONFIRM_DUPLICATE) == token:
+            return None
+        if not svc.ids_matching(names, [key]):
+            return None
+        labels = " and ".join(self.table.resource.field(n).label.lower() for n in names)
+        return {
+            "message": f"A {self.table.singular} with this {labels} exists: "
+            "add another?",
+            "token": token,
+        }
 
     def add_form(
         self, form_id: str, action: str, nested: bool = False

@@ -920,7 +920,8 @@ function showToast({ key = "", text, signIn = false, retry = null }) {
     box.append(toast);
   }
   toast.querySelector(".toast-text").textContent = text;
-  toast.querySelector(".toast-sign-in").hidden = !signIn;
+  const signInLink = toast.querySelector(".toast-sign-in"); // only where accounts exist
+  if (signInLink) signInLink.hidden = !signIn;
   toast.querySelector(".toast-retry").hidden = !retry;
   if (retry) retries.set(toast, retry);
   return toast;

@@ -1,5 +1,5 @@
 // The "Import CSV" page: upload progress, a size check before sending, and showing
-// the 413 message that htmx would otherwise drop as an error.
+// the 413 and 507 messages that htmx would otherwise drop as errors.
 "use strict";
 
 (() => {
@@ -41,10 +41,10 @@
     progress.hidden = true;
   });
 
-  // htmx swaps 2xx, 409 and 422 by configuration; the import's 413 carries a
-  // message too, so show it instead of dropping it.
+  // htmx swaps 2xx, 409 and 422 by configuration; the import's 413 (too large)
+  // and 507 (no room to store it) carry a message too, so show it in place.
   form.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.xhr.status === 413) {
+    if (event.detail.xhr.status === 413 || event.detail.xhr.status === 507) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }
