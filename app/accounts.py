@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import sys
+import time
 from functools import cache
 
 import click
 import sqlalchemy as sa
-from flask import Flask, g
+from flask import Flask, current_app, g
 from flask.cli import AppGroup
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -23,7 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.crud import _FORBIDDEN_CHARS
 from app.db import db
-from app.models import USER_NAME_MAX, User
+from app.models import USER_NAME_MAX, User, UserSession
 
 PASSWORD_MIN = 8
 # scrypt's cost grows with the input; nobody needs a longer passphrase than this.
@@ -33,17 +35,52 @@ login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 
 
+# A session's last use is written at most this often (seconds): enough to expire
+# idle sessions by the day, without a write on every request.
+TOUCH_EVERY = 300
+
+
 class Account(UserMixin):
     """The signed-in user as Flask-Login sees it (a detached snapshot of a User)."""
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User, session_id: str) -> None:
         self.id = user.id
         self.name = user.name
+        self.session_id = session_id
         self._stamp = password_stamp(user.password_hash)
 
     def get_id(self) -> str:
-        """Session id: the user id plus a stamp that changes with the password."""
-        return f"{self.id}:{self._stamp}"
+        """Session id: the user, a stamp that changes with the password, the sign-in."""
+        return f"{self.id}:{self._stamp}:{self.session_id}"
+
+
+def idle_limit() -> int:
+    """Seconds a session may go unused before it ends (SESSION_IDLE_DAYS)."""
+    return int(float(current_app.config["SESSION_IDLE_DAYS"]) * 86400)
+
+
+def start_session(user: User) -> Account:
+    """Record a new sign-in on the server and return the account it signs in."""
+    now = int(time.time())
+    # Sessions that went idle are swept here rather than by a scheduled job.
+    db.session.execute(
+        sa.delete(UserSession).where(UserSession.last_seen < now - idle_limit())
+    )
+    session_id = secrets.token_urlsafe(32)
+    db.session.add(
+        UserSession(id=session_id, user_id=user.id, created_at=now, last_seen=now)
+    )
+    db.session.commit()
+    return Account(user, session_id)
+
+
+def end_sessions(account: Account, everywhere: bool = False) -> None:
+    """End this sign-in on the server, or every sign-in of the user (everywhere)."""
+    stmt = sa.delete(UserSession).where(UserSession.user_id == account.id)
+    if not everywhere:
+        stmt = stmt.where(UserSession.id == account.session_id)
+    db.session.execute(stmt)
+    db.session.commit()
 
 
 def password_stamp(password_hash: str) -> str:
@@ -112,16 +149,32 @@ def authenticate(name: str, password: str) -> User | None:
 
 @login_manager.user_loader
 def load_account(session_id: str) -> Account | None:
-    """Load the signed-in account from the session, if it is still valid."""
-    user_id, _, stamp = session_id.partition(":")
-    if not user_id.isdigit():
+    """Load the signed-in account, if its sign-in is still open on the server.
+
+    A copied cookie is worth nothing once its sign-in was ended (sign-out, "Sign
+    out everywhere", a password change) or went unused for SESSION_IDLE_DAYS.
+    """
+    user_id, _, rest = session_id.partition(":")
+    stamp, _, sign_in = rest.partition(":")
+    if not user_id.isdigit() or len(user_id) > 18 or not sign_in:
         return None
     user = db.session.get(User, int(user_id))
     if user is None or not hmac.compare_digest(
         stamp, password_stamp(user.password_hash)
     ):
         return None
-    return Account(user)
+    entry = db.session.get(UserSession, sign_in)
+    if entry is None or entry.user_id != user.id:
+        return None
+    now = int(time.time())
+    if now - entry.last_seen > idle_limit():
+        db.session.delete(entry)
+        db.session.commit()
+        return None
+    if now - entry.last_seen > TOUCH_EVERY:
+        entry.last_seen = now
+        db.session.commit()
+    return Account(user, sign_in)
 
 
 # ---------------------------------------------------------------- CLI

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": "memory://",
         "LOGIN_LIMIT_PER_ADDRESS": "20 per minute;200 per day",
         "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute;50 per day",
+        # A sign-in unused this long ends (on the server, and its cookie lapses).
+        "SESSION_IDLE_DAYS": 14,
     }
 
 
@@ -71,6 +74,8 @@ def env_overrides(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
             found[flag] = environ[flag].strip().lower() in TRUE_WORDS
     if environ.get("TRUST_PROXY"):
         found["TRUST_PROXY"] = int(environ["TRUST_PROXY"])
+    if environ.get("SESSION_IDLE_DAYS"):
+        found["SESSION_IDLE_DAYS"] = float(environ["SESSION_IDLE_DAYS"])
     if environ.get("TRUSTED_HOSTS"):
         found["TRUSTED_HOSTS"] = [
             name.strip() for name in environ["TRUSTED_HOSTS"].split(",") if name.strip()
@@ -113,6 +118,9 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
         )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(
+        days=float(app.config["SESSION_IDLE_DAYS"])
+    )
     trusted = app.config.get("TRUSTED_HOSTS")
     host = app.config.get("HOST")
     # Listening on every address means being reached by any name: the names

@@ -192,6 +192,23 @@ class User(Base):
         return f"<User {self.id} {self.name!r}>"
 
 
+class UserSession(Base):
+    """One sign-in, kept on the server so that signing out ends it (issue 12).
+
+    The session cookie names it; sign-out deletes it ("Sign out everywhere": all of
+    a user's), and one unused for SESSION_IDLE_DAYS expires. Times are Unix seconds.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    last_seen: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+
+
 class DeletedRow(Base):
     """A deleted row (with its children) kept briefly so the delete can be undone.
 

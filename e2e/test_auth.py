@@ -42,11 +42,11 @@ def test_sign_in_and_out(page: Page, account_server: Server) -> None:
     sign_in(page, account_server)
     expect(page).to_have_url(account_server.url + "/movies")
     expect(header).to_contain_text(ACCOUNT[0])
-    expect(header.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(header.get_by_role("button", name="Sign out", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Add movie")).to_be_visible()
     expect(page.locator("td.editable").first).to_be_visible()
 
-    header.get_by_role("button", name="Sign out").click()
+    header.get_by_role("button", name="Sign out", exact=True).click()
     expect(header.get_by_role("link", name="Sign in")).to_be_visible()
     expect(page.get_by_role("button", name="Add movie")).to_have_count(0)
 

@@ -42,7 +42,7 @@ def sign_out(page: Page, server: Server) -> None:
     """Sign out with the header button."""
     page.goto(server.url + "/movies")
     header = page.locator("header")
-    header.get_by_role("button", name="Sign out").click()
+    header.get_by_role("button", name="Sign out", exact=True).click()
     expect(header.get_by_role("link", name="Sign in")).to_be_visible()
 
 

@@ -17,7 +17,13 @@ from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response
 
-from app.accounts import Account, accounts_enabled, authenticate, limiter
+from app.accounts import (
+    accounts_enabled,
+    authenticate,
+    end_sessions,
+    limiter,
+    start_session,
+)
 from app.models import USER_NAME_MAX
 from app.security import local_path
 
@@ -94,16 +100,22 @@ def sign_in() -> Response | tuple[str, int]:
     # Session fixation: nothing from before the sign-in (including the CSRF
     # token) survives into the signed-in session.
     session.clear()
-    login_user(Account(user))
+    # A permanent cookie, refreshed on every request: it lapses after as many idle
+    # days as the server-side session does.
+    session.permanent = True
+    login_user(start_session(user))
     current_app.logger.info("signed in %r", user.name)
     return redirect(safe_next(target), 303)
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    """End the session and go back to the table."""
+    """End the session (on the server too; "everywhere": all of the user's)."""
     if current_user.is_authenticated:
-        current_app.logger.info("signed out %r", current_user.name)
+        everywhere = request.form.get("everywhere") == "1"
+        end_sessions(current_user, everywhere)
+        where = " everywhere" if everywhere else ""
+        current_app.logger.info("signed out %r%s", current_user.name, where)
     logout_user()
     session.clear()
     return redirect(url_for("movies.index"), 303)
