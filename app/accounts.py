@@ -1,4 +1,4 @@
-"""Accounts: users, password hashing, Flask-Login sessions, sign-in rate limits, CLI.
+"""Accounts: users, password hashing, Flask-Login sessions, CLI.
 
 Accounts are off until the first user is created with `flask --app app users
 create NAME`; from then on anyone may read and only signed-in users may write.
@@ -17,12 +17,11 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app, g
 from flask.cli import AppGroup
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app import signin_limits
 from app.crud import _FORBIDDEN_CHARS
 from app.db import db
 from app.models import USER_NAME_MAX, User, UserSession
@@ -32,7 +31,6 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
 
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address)
 
 
 # A session's last use is written at most this often (seconds): enough to expire
@@ -236,12 +234,12 @@ def _signed_in_values() -> dict[str, dict[str, str]]:
 
 
 def init_app(app: Flask) -> None:
-    """Wire Flask-Login, the rate limiter, the sign-in pages and the CLI."""
+    """Wire Flask-Login, the sign-in limits, the sign-in pages and the CLI."""
     from app.views import auth
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    limiter.init_app(app)
+    signin_limits.init_app(app)
     app.register_blueprint(auth.bp)
     app.context_processor(_signed_in_values)
     app.cli.add_command(users_cli)

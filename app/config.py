@@ -28,7 +28,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # The CSV import's upload limit (its route alone; the file is streamed to
         # disk and parsed line by line, so this bounds disk use, not memory).
         "IMPORT_MAX_BYTES": 64 * 1024 * 1024,
-        # Hardening (app/security.py, app/accounts.py).
+        # Hardening (app/security.py, app/accounts.py, app/signin_limits.py).
         "READ_ONLY": False,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -41,10 +41,16 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # `make run` listens) is added in configure().
         "TRUSTED_HOSTS": ["127.0.0.1", "localhost"],
         "HOST": "127.0.0.1",
-        # memory:// is per process (per gunicorn worker); use redis:// to share.
-        "RATELIMIT_STORAGE_URI": "memory://",
+        # Sign-in limits (app/signin_limits.py), counting failed attempts only, in
+        # the database, so every worker and server shares the counts. Over a
+        # limit, that account and address pair (or that address) gets 429.
+        "LOGIN_LIMIT_PER_ACCOUNT_ADDRESS": "5 per minute;50 per day",
         "LOGIN_LIMIT_PER_ADDRESS": "20 per minute;200 per day",
-        "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute;50 per day",
+        # An account's failures from every address never lock it: past this many,
+        # each sign-in to it waits first (1/4 s, doubling with every further
+        # failure, at most LOGIN_SLOWDOWN_MAX seconds), its owner's included.
+        "LOGIN_SLOWDOWN_AFTER": "10 per 10 minutes",
+        "LOGIN_SLOWDOWN_MAX": 3.0,
         # A sign-in unused this long ends (on the server, and its cookie lapses).
         "SESSION_IDLE_DAYS": 14,
     }
@@ -82,8 +88,6 @@ def env_overrides(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
         ]
     if environ.get("HOST"):
         found["HOST"] = environ["HOST"].strip()
-    if environ.get("RATELIMIT_STORAGE_URI"):
-        found["RATELIMIT_STORAGE_URI"] = environ["RATELIMIT_STORAGE_URI"]
     return found
 
 

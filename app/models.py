@@ -209,6 +209,41 @@ class UserSession(Base):
     last_seen: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
 
 
+# Long enough for any address in text form (IPv6 with a zone, or an IPv6 /64).
+ADDRESS_MAX = 64
+
+
+class SignInFailure(Base):
+    """One failed sign-in, for the sign-in limits (app/signin_limits.py, issue 12).
+
+    A table rather than process memory, so every worker and server counts the same
+    failures. `account` is the name tried, lowered; `at` is Unix seconds. Rows older
+    than the longest window are deleted as new ones are written.
+    """
+
+    __tablename__ = "sign_in_failures"
+
+    # BIGINT on PostgreSQL: ids are used up by failures, which an attack makes fast.
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+    )
+    account: Mapped[str] = mapped_column(sa.String(USER_NAME_MAX), nullable=False)
+    address: Mapped[str] = mapped_column(sa.String(ADDRESS_MAX), nullable=False)
+    at: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+
+    __table_args__ = (
+        # One per question asked: this pair, this address, this account (newest
+        # first, so a limit reads at most its own amount of entries), and pruning.
+        sa.Index("ix_sign_in_failures_account_address_at", "account", "address", "at"),
+        sa.Index("ix_sign_in_failures_address_at", "address", "at"),
+        sa.Index("ix_sign_in_failures_account_at", "account", "at"),
+        sa.Index("ix_sign_in_failures_at", "at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<SignInFailure {self.account!r} from {self.address} at {self.at}>"
+
+
 class DeletedRow(Base):
     """A deleted row (with its children) kept briefly so the delete can be undone.
 

@@ -1,4 +1,4 @@
-"""Sign in and sign out (Flask-Login sessions, rate-limited sign-in)."""
+"""Sign in and sign out (Flask-Login sessions; failed sign-ins limited)."""
 
 from __future__ import annotations
 
@@ -12,24 +12,16 @@ from flask import (
     session,
     url_for,
 )
-from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response
 
-from app.accounts import (
-    accounts_enabled,
-    authenticate,
-    end_sessions,
-    limiter,
-    start_session,
-)
+from app import signin_limits
+from app.accounts import accounts_enabled, authenticate, end_sessions, start_session
 from app.models import USER_NAME_MAX
 from app.security import local_path
 
 bp = Blueprint("auth", __name__)
-
-TOO_MANY = "Too many sign-in attempts. Wait a minute and try again."
 
 
 def safe_next(target: str | None) -> str:
@@ -37,15 +29,26 @@ def safe_next(target: str | None) -> str:
     return local_path(target) or url_for("movies.index")
 
 
-def _account_key() -> str:
-    """Rate-limit key for the account being tried (case-insensitive name)."""
-    name = request.form.get("name", "").strip().lower()[:USER_NAME_MAX]
-    return "account:" + name
+def too_many(wait: int) -> str:
+    """The refusal, with the wait in words a person can act on."""
+    if wait < 90:
+        when = f"{wait} second{'' if wait == 1 else 's'}"
+    elif wait < 90 * 60:
+        when = f"{round(wait / 60)} minutes"
+    else:
+        when = f"{round(wait / 3600)} hours"
+    return f"Too many sign-in attempts. Try again in {when}."
 
 
-def _failed(response: Response) -> bool:
-    """Only failed attempts count against the limits."""
-    return response.status_code != 303
+def _form(target: str, name: str, error: str) -> str:
+    """The sign-in form again, with the name kept and what went wrong."""
+    return render_template(
+        "login.html",
+        next=target,
+        accounts_on=accounts_enabled(),
+        name=name[:USER_NAME_MAX],
+        error=error,
+    )
 
 
 @bp.get("/csrf-token")
@@ -70,33 +73,33 @@ def login() -> str:
 
 
 @bp.post("/login")
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"],
-    key_func=get_remote_address,
-    deduct_when=_failed,
-    error_message=TOO_MANY,
-)
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
-    key_func=_account_key,
-    deduct_when=_failed,
-    error_message=TOO_MANY,
-)
-def sign_in() -> Response | tuple[str, int]:
-    """Check the name and password; on success start a fresh session."""
+def sign_in() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
+    """Check the name and password; on success start a fresh session.
+
+    Failures are counted (app/signin_limits.py): too many for this name from this
+    address, or from this address at all, get 429; many for the name from anywhere
+    only make the answer wait, so nobody can lock the owner out.
+    """
     name = request.form.get("name", "")
     target = request.form.get("next", "")
+    attempt = signin_limits.attempt(name, request.remote_addr)
+    wait = signin_limits.retry_after(attempt)
+    if wait:
+        current_app.logger.warning(
+            "sign-in refused for %r from %s: too many failures",
+            name[:USER_NAME_MAX],
+            attempt.address,
+        )
+        return _form(target, name, too_many(wait)), 429, {"Retry-After": str(wait)}
+    # Before the password is checked: an attacker who hangs up early learns nothing.
+    signin_limits.slow_down(attempt)
     user = authenticate(name, request.form.get("password", ""))
     if user is None:
+        signin_limits.record_failure(attempt)
         # The name is logged (trimmed) to spot attacks; the password never is.
         current_app.logger.warning("failed sign-in for %r", name[:USER_NAME_MAX])
-        return render_template(
-            "login.html",
-            next=target,
-            accounts_on=accounts_enabled(),
-            name=name[:USER_NAME_MAX],
-            error="Wrong name or password.",
-        ), 401
+        return _form(target, name, "Wrong name or password."), 401
+    signin_limits.forget_failures(attempt)
     # Session fixation: nothing from before the sign-in (including the CSRF
     # token) survives into the signed-in session.
     session.clear()

@@ -424,8 +424,25 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     swapping = false;
     restoreFocus();
   });
-  if (target.matches("tr.data-row")) preserveLive(detail, save);
+  if (target.matches("tr.data-row")) {
+    preserveLive(detail, save);
+    keepRow(detail, target);
+  }
 });
+
+// A row drawn again keeps its <tr>: only its cells and attributes change. Other
+// requests about the row (an expand, a delete) target that <tr>, and would
+// otherwise land on a detached copy if a save's answer came first.
+function keepRow(detail, row) {
+  const parsed = document.createElement("template");
+  parsed.innerHTML = detail.serverResponse;
+  const fresh = parsed.content.querySelector("tr.data-row");
+  if (!fresh || fresh.id !== row.id) return;
+  for (const { name, value } of fresh.attributes) row.setAttribute(name, value);
+  fresh.replaceWith(...fresh.childNodes);
+  detail.serverResponse = parsed.innerHTML;
+  detail.swapOverride = "innerHTML";
+}
 
 // The save a response answers, if it is one (a row has one in flight at most).
 function savingBy(detail) {
