@@ -19,7 +19,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -78,6 +78,13 @@ class QueryError(ServiceError):
 # breaks are legitimate in free text (and must survive a CSV round trip).
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+# Numbers are written in ASCII: int() and Decimal() would also take "1_0", "1e3",
+# Arabic-Indic or full-width digits and strip Unicode spaces (issue 12). Only ASCII
+# blanks around a number are dropped, as a form field's stray space always was.
+_ASCII_BLANKS = " \t\r\n\f\v"
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+
 
 @dataclass(frozen=True)
 class Text:
@@ -124,8 +131,8 @@ class Integer:
         if isinstance(raw, int):
             value = raw
         else:
-            text = str(raw).strip()
-            if not re.fullmatch(r"[+-]?\d+", text):
+            text = str(raw).strip(_ASCII_BLANKS)
+            if not _WHOLE_NUMBER.fullmatch(text):
                 raise ValueError(f"{label} must be a whole number.")
             # So many digits are out of any range: no need to build the number.
             value = int(text) if len(text) <= 40 else None
@@ -153,13 +160,13 @@ class Number:
             return None
         if isinstance(raw, bool):
             raise ValueError(f"{label} must be a number.")
-        text = str(raw).strip()
-        if len(text) > 32:
-            raise ValueError(f"{label} must be a number.")
-        try:
+        if isinstance(raw, int | float | Decimal):
+            value = Decimal(str(raw))  # a number already: no spelling to check
+        else:
+            text = str(raw).strip(_ASCII_BLANKS)
+            if len(text) > 32 or not _DECIMAL_NUMBER.fullmatch(text):
+                raise ValueError(f"{label} must be a number.")
             value = Decimal(text)
-        except InvalidOperation:
-            raise ValueError(f"{label} must be a number.") from None
         if not value.is_finite():
             raise ValueError(f"{label} must be a number.")
         if not self.minimum <= value <= self.maximum:
@@ -168,7 +175,8 @@ class Number:
             )
         if value != round(value, self.places):
             raise ValueError(f"{label} can have at most {self.places} decimal place.")
-        result = float(round(value, self.places))
+        # + 0.0 makes "-0" 0.0: SQLite would export a stored -0.0 as "-0.0".
+        result = float(round(value, self.places)) + 0.0
         return result if math.isfinite(result) else None
 
 
@@ -536,7 +544,7 @@ class CrudService:
         raw = args.get(name)
         if raw is None or not str(raw).strip():
             return default
-        text = str(raw).strip()
+        text = str(raw).strip(_ASCII_BLANKS)
         if not text.isascii() or not text.isdigit() or len(text) > 9:
             raise QueryError(
                 name, f"{name} must be a whole number from {low} to {high}."
@@ -976,12 +984,13 @@ class CrudService:
         return snapshot
 
     def trash(
-        self, row_id: int, version: int | None = None
+        self, row_id: int, version: int | None = None, owner: str | None = None
     ) -> tuple[str, dict[str, Any]]:
         """Delete a row but keep its snapshot for undo(); return (token, snapshot).
 
         The snapshot is stored in the database, in the delete's own transaction, so
-        any server process can undo it until it expires.
+        any server process can undo it until it expires. `owner` (e.g. "user:7")
+        is stored with it: only that owner may undo it (issue 12).
         """
         now = int(time.time())
         token = secrets.token_urlsafe(24)
@@ -995,26 +1004,33 @@ class CrudService:
                 DeletedRow(
                     token=token,
                     table_name=self.model.__tablename__,
-                    payload=json.dumps(snapshot, default=_json_default),
+                    # The owner rides in the JSON payload: no column, no migration.
+                    payload=json.dumps(
+                        {**snapshot, "owner": owner}, default=_json_default
+                    ),
                     expires_at=now + UNDO_SECONDS,
                 )
             )
         return token, snapshot
 
-    def undo(self, token: str) -> Any:
+    def undo(self, token: str, owner: str | None = None) -> Any:
         """Restore the row trashed under `token` (once) and return it.
 
-        Raises NotFound if the token is unknown, used, expired or of another table.
+        Raises NotFound if the token is unknown, used, expired or of another table,
+        or, when `owner` is given, was trashed by someone else: the same answer, so
+        a token of another owner is not even confirmed to exist (issue 12).
         """
         with self._write():
             entry = self.session.get(DeletedRow, token) if token else None
+            payload = json.loads(entry.payload) if entry is not None else {}
             if (
                 entry is None
                 or entry.table_name != self.model.__tablename__
                 or entry.expires_at < time.time()
+                or (owner is not None and payload.get("owner") != owner)
             ):
                 raise NotFound("This delete can no longer be undone.")
-            snapshot = self._decode_snapshot(json.loads(entry.payload))
+            snapshot = self._decode_snapshot(payload)
             self.session.delete(entry)
             row_id = self._insert_snapshot(snapshot)
         return self.get(row_id)

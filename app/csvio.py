@@ -7,13 +7,14 @@ set, which identify a row without an id (`match_on`) and which are copied.
 The cell format, shared by both directions:
 - RFC 4180: a cell holding a comma, a double quote, CR or LF is quoted and its
   quotes doubled; lines end with CRLF; UTF-8; an empty cell is a missing value.
-- Formula injection (CWE-1236, OWASP's advice): a text cell that starts with
-  = + - @ tab or CR is written with a leading apostrophe, so a spreadsheet shows
-  it as text. Text that already starts with apostrophes followed by one of those
-  characters gets one more, so the rule is reversible: the import removes exactly
-  one apostrophe from a cell matching '+[=+-@\\t\\r], and rejects a cell that starts
-  with one of those characters unprotected, which only a file edited outside
-  reeltable can contain.
+- Formula injection (CWE-1236, OWASP's advice): a text cell that starts with tab
+  or CR, or with = + - @ or their full-width forms (＝＋－＠) after any blanks
+  (whitespace, zero-width characters), is written with a leading apostrophe, so a
+  spreadsheet shows it as text. Text that already starts with apostrophes followed
+  by such a start gets one more, so the rule is reversible: the import removes
+  exactly one apostrophe from a protected cell (read_text) and rejects a
+  formula-looking cell without one, which only a file edited outside reeltable can
+  contain.
 """
 
 from __future__ import annotations
@@ -43,11 +44,26 @@ from app.crud import (
 
 # ---------------------------------------------------------------- the cell format
 
-FORMULA_START = "=+-@\t\r"
+# A formula starts with one of these signs, or their full-width forms ＝＋－＠,
+# which some spreadsheets take for the ASCII ones (issue 12).
+FORMULA_SIGNS = "=+-@\uff1d\uff0b\uff0d\uff20"
+# Skipped before a sign: a spreadsheet may trim them, and a reader cannot see them.
+# Every character str.isspace() knows, and the zero-width ones (U+200B-U+200D,
+# U+2060, U+FEFF). The database's ltrim() gets the same list.
+BLANKS = (
+    "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+    "\u200b\u200c\u200d\u2060\ufeff"
+)
+# A cell starting with tab or CR is protected whatever follows (OWASP's list).
+CONTROL_START = "\t\r"
 # A cell needs quotes when it holds one of these.
 QUOTE_TRIGGERS = ',"\r\n'
-_NEEDS_PREFIX = re.compile(r"'*[=+\-@\t\r]")
-_PREFIXED = re.compile(r"'+[=+\-@\t\r]")
+_SIGN_PAST_BLANKS = f"([{re.escape(BLANKS)}]*)([{re.escape(FORMULA_SIGNS)}])"
+_FORMULA = f"(?:{_SIGN_PAST_BLANKS}|[{re.escape(CONTROL_START)}])"
+_NEEDS_PREFIX = re.compile(f"'*{_FORMULA}")
+_PREFIXED = re.compile(f"'+{_FORMULA}")
+_UNPROTECTED = re.compile(_FORMULA)
 
 
 def format_text(value: str) -> str:
@@ -57,6 +73,31 @@ def format_text(value: str) -> str:
     if any(c in value for c in QUOTE_TRIGGERS):
         value = '"' + value.replace('"', '""') + '"'
     return value
+
+
+def read_text(cell: str) -> str:
+    """Read one text cell: undo format_text's apostrophe, refuse a bare formula.
+
+    Raises ValueError saying how to keep a formula-looking cell as text.
+    """
+    if _PREFIXED.match(cell):
+        return cell[1:]
+    found = _UNPROTECTED.match(cell)
+    if found is None:
+        return cell
+    blanks, sign = found.group(1, 2)
+    if blanks:
+        # " =1+1" would be trimmed to "=1+1": refused, not quietly stored (issue 12).
+        raise ValueError(
+            f"starts with {sign!r} after blank or invisible characters, so a"
+            " spreadsheet would run it as a formula; write ' in front to keep it"
+            " as text."
+        )
+    first = sign or cell[0]
+    raise ValueError(
+        f"starts with {first!r}, so a spreadsheet would run it as a formula;"
+        f" write '{first}… to keep it as text."
+    )
 
 
 def header_line(resource: Resource) -> str:
@@ -113,13 +154,17 @@ class _Sql:
         return column.op("~")("[" + re.escape(chars) + "]")
 
     def formula_like(self, column: Any) -> sa.ColumnElement[bool]:
-        """True when the text starts with apostrophes then a formula character."""
-        first = sa.func.substr(sa.func.ltrim(column, "'"), 1, 1)
-        exact = first.in_(list(FORMULA_START))
-        # Every formula character sorts before "A" (and so does the apostrophe):
-        # one comparison settles the common case without calling a function.
+        """True when format_text would protect the text: the same rule, in SQL."""
+        rest = sa.func.ltrim(column, "'")
+        exact = sa.or_(
+            sa.func.substr(rest, 1, 1).in_(list(CONTROL_START)),
+            sa.func.substr(sa.func.ltrim(rest, BLANKS), 1, 1).in_(list(FORMULA_SIGNS)),
+        )
+        # The apostrophe and every ASCII blank or sign sort before "A", every other
+        # blank or sign from U+0085 on: for text starting with an ASCII letter one
+        # comparison settles it without calling a function.
         low = column if self.sqlite else sa.collate(column, "C")
-        return sa.and_(low < "A", exact)
+        return sa.and_(sa.or_(low < "A", low >= "\x85"), exact)
 
     def text(self, column: Any) -> sa.ColumnElement[str]:
         """Write a text column as a cell: formula prefix, then RFC 4180 quoting."""
@@ -458,18 +503,11 @@ def _parse_row(
                 errors.append(("id", str(exc)))
         elif name in settable:
             if isinstance(settable[name].kind, Text):
-                if cell[:1] and cell[0] in FORMULA_START:
-                    errors.append(
-                        (
-                            name,
-                            f"starts with {cell[0]!r}, so a spreadsheet would run"
-                            f" it as a formula; write '{cell[0]}… to keep it as"
-                            " text.",
-                        )
-                    )
+                try:
+                    cell = read_text(cell)
+                except ValueError as exc:
+                    errors.append((name, str(exc)))
                     continue
-                if _PREFIXED.match(cell):
-                    cell = cell[1:]
             data[name] = cell
     values: dict[str, Any] = {}
     try:

@@ -22,6 +22,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from app.accounts import accounts_enabled
 
@@ -253,8 +254,16 @@ def _configure_logging(app: Flask) -> None:
         app.logger.setLevel(logging.INFO)
 
 
+class AsciiIntConverter(IntegerConverter):
+    """`<int:...>` in URLs, ASCII digits only: Werkzeug's \\d also takes "١٢" as 12."""
+
+    regex = r"[0-9]+"
+
+
 def init_app(app: Flask) -> None:
     """Install the write gate, CSRF checks, session cookie rules and headers."""
+    # Before any route is added: rules compile their converters when registered.
+    app.url_map.converters["int"] = AsciiIntConverter
     if app.config["TRUST_PROXY"]:
         hops = int(app.config["TRUST_PROXY"])
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

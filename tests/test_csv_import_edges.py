@@ -443,8 +443,10 @@ def stall(*_args, **_kwargs):
     time.sleep(600)
 
 csvio.import_file = stall
-database_url, instance, location = sys.argv[1:4]
-make_app(database_url, Path(instance)).test_client().post(location)
+database_url, instance, location, session = sys.argv[1:5]
+client = make_app(database_url, Path(instance)).test_client()
+client.set_cookie("session", session)  # the uploader's browser: its import
+client.post(location)
 """
 
 
@@ -464,6 +466,7 @@ def test_an_import_killed_midway_does_not_block_a_retry(
             database_url,
             app.instance_path,
             location,
+            client.get_cookie("session").value,
         ],
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.PIPE,

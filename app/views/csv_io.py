@@ -33,11 +33,13 @@ from app.htmx import is_htmx
 from app.resources import RESOURCES
 from app.security import body_limit
 from app.views.common import service
+from app.views.owners import current_owner
 
 bp = Blueprint("csv_io", __name__)
 
 TOKEN_LENGTH = 24  # characters of secrets.token_urlsafe(18)
 IMPORT_TTL_SECONDS = 24 * 3600
+GONE = "This import has expired or does not exist; upload the file again."
 
 
 # ------------------------------------------------------------------ export
@@ -75,10 +77,29 @@ def export_movie_ratings(movie_id: int) -> Response:
 
 
 def _imports_dir() -> Path:
-    """The folder holding uploads between preview and import (shared by workers)."""
+    """The folder holding uploads between preview and import (shared by workers).
+
+    Only the server's own user may list it: the file names are import tokens.
+    """
     folder = Path(current_app.instance_path) / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)  # made by an earlier version, open to everyone
     return folder
+
+
+def _make_private(path: Path) -> None:
+    """Create `path` empty, readable by the server's own user only (0600).
+
+    Uploads hold people's data, like the secret key: not for every account on
+    the server (issue 12). Whatever then writes the file opens it truncated, which
+    keeps the mode, so no reader ever finds it open to all.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the mode above applies only to a new file
+    finally:
+        os.close(fd)
 
 
 def _paths(token: str) -> tuple[Path, Path]:
@@ -93,12 +114,19 @@ def _paths(token: str) -> tuple[Path, Path]:
 
 
 def _load_state(token: str) -> dict[str, Any]:
-    """Read an import's saved state, or 404 if it is unknown or expired."""
+    """Read an import's saved state, or 404 if it is unknown, expired or not ours.
+
+    Another owner's import gets the very answer an unknown one gets, so a token
+    seen elsewhere (a log, a shared screen) reveals nothing (issue 12).
+    """
     _, state_path = _paths(token)
     try:
-        return json.loads(state_path.read_text("utf-8"))
+        state: dict[str, Any] = json.loads(state_path.read_text("utf-8"))
     except FileNotFoundError:
-        abort(404, "This import has expired or does not exist; upload the file again.")
+        abort(404, GONE)
+    if state.get("owner") != current_owner():
+        abort(404, GONE)
+    return state
 
 
 def _save_state(token: str, state: dict[str, Any]) -> None:
@@ -106,6 +134,7 @@ def _save_state(token: str, state: dict[str, Any]) -> None:
     _, state_path = _paths(token)
     tmp = state_path.with_suffix(".tmp")
     try:
+        _make_private(tmp)
         tmp.write_text(json.dumps(state), "utf-8")
         os.replace(tmp, state_path)
     except OSError:
@@ -199,10 +228,11 @@ def _sweep() -> None:
 
 
 def _state_from(
-    name: str, filename: str, preview: csvio.Preview, status: str
+    name: str, filename: str, preview: csvio.Preview, status: str, owner: str
 ) -> dict[str, Any]:
-    """The JSON-able record of a preview or a finished import."""
+    """The JSON-able record of a preview or a finished import, and whose it is."""
     return {
+        "owner": owner,
         "resource": name,
         "filename": filename,
         "status": status,
@@ -249,6 +279,7 @@ def upload() -> Any:
     token = secrets.token_urlsafe(18)
     csv_path, state_path = _paths(token)
     try:
+        _make_private(csv_path)
         file.save(csv_path)  # copied to disk in chunks, never read whole
     except OSError as exc:
         return _not_stored(exc, csv_path)
@@ -259,12 +290,13 @@ def upload() -> Any:
         csv_path.unlink(missing_ok=True)
         return _file_error(exc.message, selected=name, filename=filename)
     try:
-        _save_state(token, _state_from(name, filename, preview, "preview"))
+        state = _state_from(name, filename, preview, "preview", current_owner())
+        _save_state(token, state)
     except OSError as exc:
         return _not_stored(exc, csv_path, state_path)
     if not is_htmx(request):
         return redirect(url_for(".show", token=token), 303)
-    result = _render_state(token, _load_state(token))
+    result = _render_state(token, state)
     response = current_app.make_response(result)
     response.headers["HX-Push-Url"] = url_for(".show", token=token)
     return response
@@ -325,12 +357,12 @@ def _import_claimed(token: str, csv_path: Path) -> Any:
         # Left by a worker of the previous version killed during an import.
         os.replace(marker, csv_path)
     if not csv_path.exists():
-        abort(404, "This import has expired or does not exist; upload the file again.")
-    name = state["resource"]
+        abort(404, GONE)
+    name, owner = state["resource"], state["owner"]
     try:
         preview = csvio.import_file(service(name), csv_path, expected=state["counts"])
     except csvio.PreviewOutdated as exc:
-        state = _state_from(name, state["filename"], exc.preview, "preview")
+        state = _state_from(name, state["filename"], exc.preview, "preview", owner)
         _keep_state(token, state)
         note = "The table changed since this preview: here is the new one. Check it."
         return _render_state(token, state, note=note)
@@ -342,7 +374,7 @@ def _import_claimed(token: str, csv_path: Path) -> Any:
         )
         note = f"Nothing was imported: {reason}"
         return _render_state(token, state, note=note, status=409)
-    state = _state_from(name, state["filename"], preview, "done")
+    state = _state_from(name, state["filename"], preview, "done", owner)
     _keep_state(token, state)
     csv_path.unlink(missing_ok=True)
     if not is_htmx(request):

@@ -51,6 +51,7 @@ from app.htmx import current_url, is_htmx, is_partial, push_url, retarget, trigg
 from app.resources import MOVIES, RATINGS
 from app.security import local_path
 from app.views.common import service
+from app.views.owners import current_owner
 from app.views.rows import (
     editor_cell,
     editor_templates,
@@ -738,7 +739,7 @@ class TableViews:
     def delete(self, row_id: int) -> Response:
         """Delete a row (htmx): empty body, a toast with Undo, figures updated."""
         try:
-            token, snapshot = self.service().trash(row_id)
+            token, snapshot = self.service().trash(row_id, owner=current_owner())
         except NotFound:
             raise self.gone() from None
         deleted = SimpleNamespace(**snapshot["row"])
@@ -750,16 +751,16 @@ class TableViews:
 
     def delete_form(self, row_id: int) -> Response:
         """Delete a row from a plain form, then go back (303) with an Undo offer."""
-        token, snapshot = self.service().trash(row_id)
+        token, snapshot = self.service().trash(row_id, owner=current_owner())
         deleted = SimpleNamespace(**snapshot["row"])
         flash(self.toast(f"Deleted “{self.table.title(deleted)}”.", token))
         return redirect(self.back(), 303)
 
     def undo(self) -> Response:
-        """Bring a deleted row back with its children and ids."""
+        """Bring a deleted row back with its children and ids (its deleter only)."""
         svc = self.service()
         try:
-            row = svc.undo(request.form.get("token", ""))
+            row = svc.undo(request.form.get("token", ""), owner=current_owner())
         except (Conflict, ValidationError) as exc:
             # Already back, or what it belonged to has gone meanwhile.
             text = f"Could not undo: {exc}"
