@@ -32,14 +32,13 @@ db: install ## Create or migrate the database, then load the demo data if empty
 run: db ## Serve the demo catalogue on http://$(HOST):$(PORT) (development server)
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-# gthread workers keep connections alive between requests (a sync worker closes
-# each one: ~1 ms a request here). One thread each: the work is CPU and SQLite's one
-# writer, so more threads only queue (W5 with 4 threads: 340-450 updates/s, with
-# one: 400-500). bench/cli.py serves the same way.
-GUNICORN_WORKERS := --workers 2 --worker-class gthread --threads 1
+# Workers, threads and read/write timeouts, and why, are in the config file: idle
+# and slow clients wait on threads of their own while the app serves one request at
+# a time per worker (issue 11). The bench and tests/test_serving.py serve from it too.
+GUNICORN_CONF := app/gunicorn_conf.py
 
 serve: db ## Serve with gunicorn (2 workers), as in production
-	$(BIN)/gunicorn $(GUNICORN_WORKERS) --bind $(HOST):$(PORT) --access-logfile - \
+	$(BIN)/gunicorn --config $(GUNICORN_CONF) --bind $(HOST):$(PORT) --access-logfile - \
 	  --access-logformat '%(h)s "%(r)s" %(s)s %(b)s %(M)sms id=%({x-request-id}o)s' 'app:create_app()'
 
 test: $(VENV)/.installed-test ## Run every test: tests/ (Flask client) and e2e/ (Chromium)

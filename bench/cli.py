@@ -40,6 +40,8 @@ RESULTS = BENCH / "results"
 INSTANCE = DATA / "instance"
 EXPORT_COLUMNS = ("id", "rating", "author", "movie_id", "movie_name")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# `make serve` runs gunicorn from this file; --gunicorn-conf measures another.
+GUNICORN_CONF = ROOT / "app" / "gunicorn_conf.py"
 ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 
 
@@ -165,20 +167,18 @@ def git_commit() -> str:
 # ---------------------------------------------------------------- servers
 
 
-def reeltable_server(name: str, database_url: str, logs: Path) -> Server:
-    """reeltable under gunicorn, 2 workers (gthread, one thread), as `make serve`."""
+def reeltable_server(
+    name: str, database_url: str, logs: Path, conf: Path = GUNICORN_CONF
+) -> Server:
+    """reeltable under gunicorn, from `make serve`'s config file unless told."""
     port = free_port()
     app_bin = Path(sys.executable).parent
     return Server(
         name=name,
         argv=[
             str(app_bin / "gunicorn"),
-            "--workers",
-            "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "1",
+            "--config",
+            str(conf),
             "--bind",
             f"127.0.0.1:{port}",
             "--no-control-socket",
@@ -746,6 +746,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="measure reeltable alone (no peers): for quick iterations",
     )
     p.add_argument(
+        "--gunicorn-conf",
+        type=lambda path: Path(path).resolve(),
+        default=GUNICORN_CONF,
+        help="gunicorn config file to serve reeltable with (default: make serve's)",
+    )
+    p.add_argument(
         "--output",
         help="results file stem in bench/results/"
         " (default: latest for a full run, partial otherwise)",
@@ -800,7 +806,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[W.Result] = []
     sections = []
     commands: dict[str, str] = {}
-    ours_server = reeltable_server("reeltable", "sqlite:///" + str(served), logs)
+    ours_server = reeltable_server(
+        "reeltable", "sqlite:///" + str(served), logs, args.gunicorn_conf
+    )
     servers = [ours_server]
     peer = {} if peers is None else peer_servers(peers, served, logs)
     servers += list(peer.values())
@@ -835,7 +843,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             pg_reader = Reader(url)
             pg_facts = facts(pg_reader)
-            server = reeltable_server("reeltable-postgresql", url, logs)
+            server = reeltable_server(
+                "reeltable-postgresql", url, logs, args.gunicorn_conf
+            )
             commands[server.name] = server.command
             with serving([server]):
                 results += run_workloads(
@@ -865,7 +875,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         big = working_copy(big_cache)
         big_reader = Reader(big)
         big_facts = facts(big_reader)
-        server = reeltable_server("reeltable-growth", "sqlite:///" + str(big), logs)
+        server = reeltable_server(
+            "reeltable-growth", "sqlite:///" + str(big), logs, args.gunicorn_conf
+        )
         commands[server.name] = server.command
         with serving([server]):
             results += run_workloads(

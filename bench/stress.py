@@ -1,6 +1,7 @@
 """Load and fault test: gunicorn with several workers, concurrent clients, kill -9.
 
     python -m bench.stress [--seconds 60] [--clients 8] [--workers 4] [--db both]
+                           [--slow-seconds 30] [--slow-only] [--gunicorn-conf FILE]
 
 For SQLite, then PostgreSQL (a dedicated database, reeltable_stress, created and
 dropped here), it serves the demo catalogue with gunicorn and runs N clients
@@ -10,7 +11,12 @@ lost updates: every acknowledged write must be in the database afterwards, and
 no two acknowledged edits of a row may claim the same version. Then a crash
 test: kill -9 the whole server mid write-storm, restart it, run PRAGMA
 integrity_check (SQLite) and check every write acknowledged before the kill.
-Traffic goes only to 127.0.0.1. Exits 1 if any check fails.
+Then slow clients (issue 11): served as `make serve` serves (its gunicorn config
+file), the same clients read and edit while 200 idle connections, 20 slowloris
+ones (a partial request, then a header line a second) and 4 downloads nobody
+reads stay open (reopened whenever the server closes one); every request of the
+clients must be answered, p95 under 100 ms. Traffic goes only to 127.0.0.1.
+Exits 1 if any check fails.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import http.client
 import os
 import random
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -36,6 +43,8 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
+from bench.stats import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -46,6 +55,11 @@ HOT_ROWS = 20  # edits concentrate on a few movies, so conflicts really happen
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 ROW_VERSION = re.compile(r'<tr id="movie-(\d+)" class="[^"]*" data-version="(\d+)"')
 FORM_VERSION = re.compile(r'name="version" value="(\d+)"')
+GUNICORN_CONF = ROOT / "app" / "gunicorn_conf.py"  # how `make serve` runs gunicorn
+IDLE = 200  # slow clients: connections that never send a byte
+SLOWLORIS = 20  # ... that send a partial request, then a header line a second
+UNREAD = 4  # ... that ask for downloads (~9 MB each) and never read them
+SLOW_P95_MS = 100.0  # the clients' p95 while they are all connected
 
 
 # ---------------------------------------------------------------- the server
@@ -74,20 +88,23 @@ class Server:
     """A gunicorn process group serving reeltable."""
 
     env: dict[str, str]
-    workers: int
+    workers: int | None  # None: the config file's
     log: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    conf: Path | None = None  # a gunicorn config file (`make serve`'s, say)
 
     def start(self) -> None:
         """Start gunicorn in its own process group and wait until it answers."""
+        settings = ["--config", str(self.conf)] if self.conf else []
+        if self.workers is not None:
+            settings += ["--workers", str(self.workers)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [
                     str(BIN / "gunicorn"),
                     "--no-control-socket",
-                    "--workers",
-                    str(self.workers),
+                    *settings,
                     "--bind",
                     f"{HOST}:{self.port}",
                     "--timeout",
@@ -130,9 +147,10 @@ def request(
     path: str,
     body: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    timeout: float = 30,
 ) -> tuple[int, str, dict[str, str]]:
     """One HTTP request to the server on loopback; return status, text, headers."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         data = urlencode(body) if body is not None else None
         sent = dict(headers or {})
@@ -159,6 +177,7 @@ class Tally:
     # (movie id, version after the edit, director written)
     edits: list[tuple[int, int, str]] = field(default_factory=list)
     inserts: list[str] = field(default_factory=list)  # acknowledged rating authors
+    seconds: list[float] = field(default_factory=list)  # each answered request's
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -173,6 +192,7 @@ class Client(threading.Thread):
         tally: Tally,
         stop: threading.Event,
         writes_only: bool = False,
+        timeout: float = 30,
     ) -> None:
         super().__init__(daemon=True)
         self.number = number
@@ -181,6 +201,7 @@ class Client(threading.Thread):
         self.tally = tally
         self.stop_event = stop
         self.writes_only = writes_only
+        self.timeout = timeout
         self.rng = random.Random(number)
         self.cookie = ""
         self.token = ""
@@ -195,14 +216,16 @@ class Client(threading.Thread):
             headers["Cookie"] = self.cookie
         if method != "GET":
             headers["X-CSRFToken"] = self.token
-        status, text, got = request(self.port, method, path, body, headers)
+        status, text, got = request(
+            self.port, method, path, body, headers, self.timeout
+        )
         if "set-cookie" in got:
             self.cookie = got["set-cookie"].split(";", 1)[0]
         return status, text
 
     def sign_on(self) -> None:
         """Load a page to get a session and its CSRF token."""
-        status, text, got = request(self.port, "GET", "/login")
+        status, text, got = request(self.port, "GET", "/login", timeout=self.timeout)
         self.cookie = got["set-cookie"].split(";", 1)[0]
         match = CSRF_META.search(text)
         assert status == 200 and match, "no CSRF token on /login"
@@ -210,14 +233,18 @@ class Client(threading.Thread):
 
     def run(self) -> None:
         """Loop until stopped: reads, edits and inserts in a fixed mix."""
-        try:
-            self.sign_on()
-        except OSError:
-            with self.tally.lock:
-                self.tally.errors += 1
-            return
+        while True:  # a failed sign-on counts, and the visitor tries again
+            try:
+                self.sign_on()
+                break
+            except (OSError, http.client.HTTPException):
+                with self.tally.lock:
+                    self.tally.errors += 1
+                if self.stop_event.wait(0.1):
+                    return
         while not self.stop_event.is_set():
             roll = self.rng.random()
+            started = time.monotonic()
             try:
                 if self.writes_only or roll < WRITE_SHARE:
                     # Of the writes, most are cell edits, some are new ratings.
@@ -237,6 +264,7 @@ class Client(threading.Thread):
             with self.tally.lock:
                 self.tally.statuses[status] += 1
                 self.tally.kinds[kind] += 1
+                self.tally.seconds.append(time.monotonic() - started)
 
     def read(self) -> int:
         """A page, a search, a sort, the ratings table or one movie's ratings."""
@@ -294,11 +322,14 @@ def run_clients(
     writes_only: bool = False,
     on_the_way: float | None = None,
     action: object = None,
+    timeout: float = 30,
 ) -> Tally:
     """Run n clients for `seconds` (or call `action` after `on_the_way` s)."""
     tally = Tally()
     stop = threading.Event()
-    clients = [Client(i, port, hot, tally, stop, writes_only) for i in range(n)]
+    clients = [
+        Client(i, port, hot, tally, stop, writes_only, timeout) for i in range(n)
+    ]
     for c in clients:
         c.start()
     if on_the_way is not None and callable(action):
@@ -310,6 +341,79 @@ def run_clients(
     for c in clients:
         c.join(timeout=60)
     return tally
+
+
+class SlowConnections(threading.Thread):
+    """Idle, slowloris and never-reading connections, reopened whenever closed."""
+
+    SLOWLORIS_START = b"GET /movies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    DOWNLOADS = b"GET /ratings.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 400
+
+    def __init__(self, port: int, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop_event = stop
+        self.ready = threading.Event()
+        self.selector = selectors.DefaultSelector()
+        self.unread: list[socket.socket] = []
+        self.closed: Counter = Counter()  # by kind: the server closed or answered
+        self.timeouts = 0  # of those, answered 408
+        self.refused = 0  # connects that failed
+
+    def open(self, kind: str) -> None:
+        """Open one connection of a kind and start its misbehaviour."""
+        sock = socket.socket()
+        try:
+            if kind == "unread":  # a small window, so the server's writes block
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(5)
+            sock.connect((HOST, self.port))
+            if kind == "slowloris":
+                sock.sendall(self.SLOWLORIS_START)
+            elif kind == "unread":
+                sock.sendall(self.DOWNLOADS)
+        except OSError:
+            sock.close()
+            self.refused += 1
+            return
+        if kind == "unread":
+            self.unread.append(sock)
+        else:
+            self.selector.register(sock, selectors.EVENT_READ, kind)
+
+    def run(self) -> None:
+        """Hold the connections open, one slowloris header line a second each."""
+        for kind, n in (("idle", IDLE), ("slowloris", SLOWLORIS), ("unread", UNREAD)):
+            for _ in range(n):
+                self.open(kind)
+        self.ready.set()
+        line = 0
+        tick = time.monotonic()
+        while not self.stop_event.is_set():
+            for key, _ in self.selector.select(max(0.0, tick - time.monotonic())):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    data = b""
+                self.closed[key.data] += 1
+                self.timeouts += data.startswith(b"HTTP/1.1 408")
+                self.selector.unregister(sock)
+                sock.close()
+                self.open(key.data)
+            if time.monotonic() >= tick:
+                tick += 1.0
+                line += 1
+                for key in list(self.selector.get_map().values()):
+                    if key.data == "slowloris":
+                        with contextlib.suppress(OSError):  # closed: seen next turn
+                            key.fileobj.send(b"X-Slow-%d: 1\r\n" % line)
+        for key in list(self.selector.get_map().values()):
+            key.fileobj.close()
+        self.selector.close()
+        for sock in self.unread:
+            sock.close()
 
 
 # ---------------------------------------------------------------- checks
@@ -415,7 +519,7 @@ def sa_url(url: str) -> str:
 
 
 def stress(label: str, url: str, tmp: Path, args: argparse.Namespace) -> bool:
-    """Run the load test and the crash test on one database; print; True if ok."""
+    """Run the load, crash and slow-client tests on one database; True if ok."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -424,6 +528,16 @@ def stress(label: str, url: str, tmp: Path, args: argparse.Namespace) -> bool:
     }
     flask(["db", "upgrade"], env)
     flask(["seed"], env)
+    ok = True
+    if not args.slow_only:
+        ok &= load_and_crash(label, url, env, tmp, args)
+    return ok and slow_clients(label, url, env, tmp, args)
+
+
+def load_and_crash(
+    label: str, url: str, env: dict[str, str], tmp: Path, args: argparse.Namespace
+) -> bool:
+    """Run the load test and the crash test on one database; print; True if ok."""
     server = Server(env, args.workers, tmp / f"gunicorn-{label.lower()}.log")
     hot = hot_rows(sa_url(url))
 
@@ -492,6 +606,63 @@ def stress(label: str, url: str, tmp: Path, args: argparse.Namespace) -> bool:
     return ok
 
 
+def slow_clients(
+    label: str, url: str, env: dict[str, str], tmp: Path, args: argparse.Namespace
+) -> bool:
+    """Read and edit while idle, slowloris and non-reading clients hold connections."""
+    conf = args.gunicorn_conf
+    server = Server(env, None, tmp / f"gunicorn-{label.lower()}-slow.log", conf=conf)
+    hot = hot_rows(sa_url(url))
+    server.start()
+    stop = threading.Event()
+    pests = SlowConnections(server.port, stop)
+    pests.start()
+    pests.ready.wait(60)
+    started = time.monotonic()
+    # A request unanswered in 15 s counts as failed (the issue saw every one wait).
+    tally = run_clients(server.port, hot, args.clients, args.slow_seconds, timeout=15)
+    elapsed = time.monotonic() - started
+    stop.set()
+    pests.join(timeout=30)
+    server.stop()
+    answered = len(tally.seconds)
+    five = sum(n for s, n in tally.statuses.items() if s >= 500)
+    lost, missing = lost_writes(sa_url(url), tally, hot)
+    ms = [s * 1000 for s in tally.seconds] or [float("inf")]  # none: "inf ms"
+    p50, p95 = percentile(ms, 50), percentile(ms, 95)
+    shown = conf.relative_to(ROOT) if conf.is_relative_to(ROOT) else conf
+    print(
+        f"{label}: slow clients, served from {shown}, {args.clients} clients, "
+        f"{args.slow_seconds:g} s"
+    )
+    print(
+        f"  held open            {IDLE} idle, {SLOWLORIS} slowloris, "
+        f"{UNREAD} unread downloads"
+    )
+    print(
+        f"    closed by server   idle {pests.closed['idle']:,}, slowloris "
+        f"{pests.closed['slowloris']:,} ({pests.timeouts:,} with 408); reopened; "
+        f"{pests.refused} connects failed"
+    )
+    print(f"  requests answered    {answered:,} ({answered / elapsed:,.0f}/s)")
+    print(f"  requests failed      {tally.errors}")
+    worst = max(ms)
+    print(
+        f"  latency              p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {worst:.0f} ms"
+    )
+    print(f"  5xx                  {five}")
+    print(f"  lost updates         {lost + missing}")
+    ok = (
+        answered > 0
+        and tally.errors == 0
+        and five == 0
+        and lost + missing == 0
+        and p95 < SLOW_P95_MS
+    )
+    print(f"  result               {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run SQLite then PostgreSQL, exit 0 only if all passed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -499,6 +670,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--crash-after", type=float, default=5.0)
+    parser.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=30.0,
+        help="length of the slow-client test",
+    )
+    parser.add_argument(
+        "--slow-only", action="store_true", help="run the slow-client test alone"
+    )
+    parser.add_argument(
+        "--gunicorn-conf",
+        type=lambda path: Path(path).resolve(),
+        default=GUNICORN_CONF,
+        help="gunicorn config file for the slow-client test (default: make serve's)",
+    )
     parser.add_argument(
         "--db", choices=["sqlite", "postgresql", "both"], default="both"
     )
@@ -510,6 +696,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.seconds <= 3600 or not 1 <= args.clients <= 64:
         parser.error("--seconds must be in (0, 3600] and --clients in [1, 64]")
+    if not 0 < args.slow_seconds <= 3600:
+        parser.error("--slow-seconds must be in (0, 3600]")
     ok = True
     with tempfile.TemporaryDirectory(prefix="reeltable-stress-") as folder:
         tmp = Path(folder)
