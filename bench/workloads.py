@@ -247,7 +247,9 @@ def export(
         live.append((v, r))
     floor_results = []
     for name, argv in floors:
-        r = Result("W1", name, "floor", backend, size, " ".join(argv), False)
+        # The report names commands relative to the checkout, never this machine.
+        shown = " ".join(_relative(arg) for arg in argv)
+        r = Result("W1", name, "floor", backend, size, shown, False)
         floor_results.append((argv, r))
     times: dict[int, list[float]] = {}
     load_before = loadavg()
@@ -318,6 +320,12 @@ def _run_floor(argv: Sequence[str]) -> tuple[float, int]:
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, argv)
     return time.perf_counter() - start, lines
+
+
+def _relative(arg: str) -> str:
+    """`arg` with the checkout's absolute path taken off (for reports)."""
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    return arg.replace(root, "")
 
 
 def floor_commands(db: Path, columns: Sequence[str]) -> list[tuple[str, list[str]]]:

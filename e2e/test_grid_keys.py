@@ -5,26 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, CDPSession, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from e2e.conftest import Server
-from e2e.live import cell, movie, movie_id, saved, show_movie
-
-
-def slow_network(page: Page, latency: int = 200) -> CDPSession:
-    """Emulate a slow network for this page (CDP), as people on one have."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {
-            "offline": False,
-            "latency": latency,
-            "downloadThroughput": -1,
-            "uploadThroughput": -1,
-        },
-    )
-    return cdp
+from e2e.live import cell, movie, movie_id, saved, show_movie, slow_network
 
 
 def rows(page: Page):
@@ -118,7 +102,7 @@ def test_typing_a_search_makes_one_history_entry(page: Page, server: Server) -> 
 def test_a_slow_view_shows_that_the_table_is_busy(page: Page, server: Server) -> None:
     # Issue 10: a table request over ~150 ms marks the region aria-busy.
     page.goto(server.url + "/movies")
-    slow_network(page, latency=600)
+    slow_network(page, latency_ms=600)
     region = page.locator("#movie-table")
     page.locator("#movie-sort-rating").click()
     expect(region).to_have_attribute("aria-busy", "true")
@@ -131,7 +115,7 @@ def test_a_save_in_flight_is_shown(page: Page, server: Server) -> None:
     # Issue 10: the cell says it is being saved until the server answers.
     row_id = movie_id(server, "Vertigo")
     row = show_movie(page, server, "Vertigo")
-    slow_network(page, latency=600)
+    slow_network(page, latency_ms=600)
     cell(row, "rating").focus()
     page.keyboard.type("8.9")
     page.keyboard.press("Enter")

@@ -5,27 +5,15 @@ from __future__ import annotations
 from playwright.sync_api import Locator, Page, Route, expect
 
 from e2e.conftest import ACCOUNT, Server
-from e2e.live import accept_dialogs, cell, movie, movie_id, show_movie
-
-
-def slow(page: Page, latency: int = 200) -> None:
-    """Give the page's requests a real network's round trip (CDP emulation)."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {
-            "offline": False,
-            "latency": latency,
-            "downloadThroughput": -1,
-            "uploadThroughput": -1,
-        },
-    )
-
-
-def settled(page: Page) -> None:
-    """Wait until no save is in flight (before reading the database)."""
-    expect(page.locator('td[aria-busy="true"]')).to_have_count(0)
+from e2e.live import (
+    accept_dialogs,
+    cell,
+    movie,
+    movie_id,
+    saved,
+    show_movie,
+    slow_network,
+)
 
 
 def sign_in(page: Page, server: Server) -> None:
@@ -68,7 +56,7 @@ def test_stale_token_is_refreshed_and_the_save_goes_through(
     # its CSRF token; a save from the old page fetches the new token and retries.
     row_id = movie_id(account_server, "Amadeus")
     sign_in(page, account_server)
-    slow(page)
+    slow_network(page)
     row = show_movie(page, account_server, "Amadeus")
     elsewhere = page.context.new_page()
     sign_out(elsewhere, account_server)
@@ -82,7 +70,7 @@ def test_stale_token_is_refreshed_and_the_save_goes_through(
         ),
     )
     edit(row, "director", "Director", "M. Forman")
-    settled(page)
+    saved(page)
     expect(cell(row, "director")).to_have_text("M. Forman")
     expect(page.get_by_role("alert")).to_have_count(0)
     assert refreshed, "the page's token was stale: it should have fetched a new one"
@@ -97,13 +85,13 @@ def sign_in_again_and_retry(
     """Sign out in another tab, save a director, sign in there, Retry; the row."""
     row_id = movie_id(server, name)
     sign_in(page, server)
-    slow(page)
+    slow_network(page)
     row = show_movie(page, server, name)
     elsewhere = page.context.new_page()
     sign_out(elsewhere, server)
 
     edit(row, "director", "Director", typed)
-    settled(page)
+    saved(page)
     box = row.get_by_role("textbox", name="Director")
     expect(box).to_have_value(typed)
     expect(box).to_be_focused()
@@ -119,7 +107,7 @@ def sign_in_again_and_retry(
 
     sign_in(elsewhere, server)
     retry.click()
-    settled(page)
+    saved(page)
     expect(cell(row, "director")).to_have_text(typed)
     return row
 
@@ -156,7 +144,7 @@ def test_a_failing_save_twice_shows_one_message(
     # issue 10: the same save failing again replaces its message, never adds one.
     row_id = movie_id(account_server, "Se7en")
     sign_in(page, account_server)
-    slow(page)
+    slow_network(page)
     row = show_movie(page, account_server, "Se7en")
     page.route(
         f"**/movies/{row_id}*",
@@ -167,12 +155,12 @@ def test_a_failing_save_twice_shows_one_message(
         ),
     )
     edit(row, "name", "Name", "Seven")
-    settled(page)
+    saved(page)
     box = row.get_by_role("textbox", name="Name")
     expect(box).to_have_value("Seven")
     expect(box).to_be_focused()
     box.press("Enter")  # the same save again
-    settled(page)
+    saved(page)
     expect(box).to_have_value("Seven")
     messages = cell(row, "name").get_by_role("alert")
     expect(messages).to_have_count(1)
@@ -188,7 +176,7 @@ def test_error_toast_is_replaced_not_stacked(
     # toast; failing again replaces that toast. Escape dismisses a focused one.
     row_id = movie_id(account_server, "City of God")
     sign_in(page, account_server)
-    slow(page)
+    slow_network(page)
     row = show_movie(page, account_server, "City of God")
     held: list[Route] = []
     page.route(
@@ -208,7 +196,7 @@ def test_error_toast_is_replaced_not_stacked(
         expect(toasts).to_have_count(1)
         expect(toasts).to_contain_text(f"You had typed: “{typed}”")
         expect(toasts).to_have_attribute("role", "alert")
-    settled(page)
+    saved(page)
     assert movie(account_server, row_id)[0] == "City of God"
 
     toasts.get_by_role("button", name="Dismiss").focus()
@@ -221,7 +209,7 @@ def test_success_toast_goes_by_itself(page: Page, account_server: Server) -> Non
     # issue 10: a success message ("Deleted …" with Undo) dismisses itself.
     accept_dialogs(page)
     sign_in(page, account_server)
-    slow(page)
+    slow_network(page)
     row = show_movie(page, account_server, "Spirited Away")
     row.get_by_role("button", name="Delete Spirited Away").click()
     toast = page.locator(".toast").filter(has_text="Deleted “Spirited Away”.")

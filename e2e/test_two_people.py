@@ -9,7 +9,15 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from e2e.conftest import Server
-from e2e.live import accept_dialogs, cell, movie, movie_id, show_movie
+from e2e.live import (
+    accept_dialogs,
+    cell,
+    movie,
+    movie_id,
+    saved,
+    show_movie,
+    slow_network,
+)
 
 GONE = "This movie was deleted by someone else."
 IS_GONE = re.compile(r"\bis-gone\b")
@@ -21,26 +29,6 @@ def other(browser: Browser) -> Iterator[Page]:
     context = browser.new_context()
     yield context.new_page()
     context.close()
-
-
-def slow(page: Page, latency: int = 200) -> None:
-    """Give the page's requests a real network's round trip (CDP emulation)."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {
-            "offline": False,
-            "latency": latency,
-            "downloadThroughput": -1,
-            "uploadThroughput": -1,
-        },
-    )
-
-
-def settled(page: Page) -> None:
-    """Wait until no save is in flight (before reading the database)."""
-    expect(page.locator('td[aria-busy="true"]')).to_have_count(0)
 
 
 def edit(row: Locator, field: str, label: str, typed: str) -> None:
@@ -70,17 +58,17 @@ def test_different_fields_of_one_row_are_both_kept(
     # issue 10: a save carries the value its editor started from, so an edit of
     # another field of the row meanwhile is merged rather than refused (no 409).
     row_id = movie_id(server, "Rashomon")
-    slow(page)
-    slow(other)
+    slow_network(page)
+    slow_network(other)
     theirs = show_movie(other, server, "Rashomon")  # loaded before A's edit
     mine = show_movie(page, server, "Rashomon")
 
     edit(mine, "director", "Director", "A. Kurosawa")
-    settled(page)
+    saved(page)
     assert movie(server, row_id)[1] == "A. Kurosawa"
 
     edit(theirs, "rating", "Rating", "7.9")
-    settled(other)
+    saved(other)
     expect(cell(theirs, "rating")).to_have_text("7.9")
     expect(cell(theirs, "director")).to_have_text("A. Kurosawa")
     expect(other.get_by_role("alert")).to_have_count(0)
@@ -103,11 +91,11 @@ def test_same_field_offers_the_conflict_choice(
     # issue 10: the same field changed by both is not merged: the second person
     # sees what is stored and what they typed, and chooses.
     row_id = movie_id(server, name)
-    slow(other)
+    slow_network(other)
     theirs = show_movie(other, server, name)
     mine = show_movie(page, server, name)
     edit(mine, "director", "Director", "Kurosawa A.")
-    settled(page)
+    saved(page)
 
     edit(theirs, "director", "Director", "Akira K.")
     alert = cell(theirs, "director").get_by_role("alert")
@@ -120,7 +108,7 @@ def test_same_field_offers_the_conflict_choice(
     expect(cell(theirs, "director")).to_have_text(kept)
     expect(cell(theirs, "director")).to_be_focused()
     expect(other.get_by_role("alert")).to_have_count(0)
-    settled(other)
+    saved(other)
     assert movie(server, row_id)[1] == kept
     other.reload()
     expect(cell(other.locator(f"#movie-{row_id}"), "director")).to_have_text(kept)
@@ -133,7 +121,7 @@ def test_saving_a_row_deleted_meanwhile_says_so_once(
     # typed), retired on screen, and the focus moves on rather than to <body>.
     accept_dialogs(page)
     row_id = movie_id(server, "Princess Mononoke")
-    slow(other)
+    slow_network(other)
     search(other, server, "Miyazaki")  # all his films, loaded now
     theirs = other.locator(f"#movie-{row_id}")
     mine = show_movie(page, server, "Princess Mononoke")
@@ -169,7 +157,7 @@ def test_saving_a_row_deleted_meanwhile_says_so_once(
     expect(toasts).to_contain_text(GONE)
     expect(toasts).to_contain_text("You typed: “Mononoke-hime”")
     expect(toasts).to_contain_text("H. Miyazaki")
-    settled(other)
+    saved(other)
     expect(theirs).to_have_class(IS_GONE)
     expect(other.locator("form.cell-editor")).to_have_count(0)
     assert not focus_on_body(other)
@@ -190,7 +178,7 @@ def test_deleting_a_row_deleted_meanwhile_says_so(
     accept_dialogs(page)
     accept_dialogs(other)
     row_id = movie_id(server, "Howl's Moving Castle")
-    slow(other)
+    slow_network(other)
     search(other, server, "Miyazaki")
     theirs = other.locator(f"#movie-{row_id}")
     expect(theirs).to_be_visible()
@@ -211,7 +199,7 @@ def test_deleting_a_row_deleted_meanwhile_says_so(
 def delete_by_keyboard(page: Page, server: Server) -> tuple[str, str]:
     """Delete the first Kurosawa film by keyboard; return its id and the next row's."""
     accept_dialogs(page)
-    slow(page)
+    slow_network(page)
     page.goto(server.url + "/movies?q=Kurosawa&sort=name")
     rows = page.locator("#movie-rows > tr.data-row")
     expect(rows.nth(2)).to_be_visible()
