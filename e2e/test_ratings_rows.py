@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import Server
-from e2e.live import accept_dialogs, cell, movie_id, show_movie
+from e2e.live import accept_dialogs, cell, movie_id, saved, show_movie
 
 
 def summary(server: Server, row_id: int) -> str:
@@ -54,6 +54,9 @@ def test_expand_add_edit_delete_ratings(page: Page, server: Server) -> None:
     box.fill("6")
     box.press("Enter")
     expect(cell(karen, "rating")).to_have_text("6")
+    saved(
+        page
+    )  # the cell shows what was typed at once; the figures come with the answer
     expect(figures).to_have_text(summary(server, row_id))
     cell(karen, "author").click()
     box = karen.get_by_role("textbox", name="Author")
@@ -101,6 +104,7 @@ def test_editing_the_movie_keeps_its_ratings_open(page: Page, server: Server) ->
     box.fill("Ran (1985)")
     box.press("Enter")
     expect(cell(row, "name")).to_have_text("Ran (1985)")
+    saved(page)
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(page.locator(f"#movie-{row_id}-ratings")).to_be_visible()
     # The ratings carry the new name (copied in the same transaction).
