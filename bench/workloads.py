@@ -722,7 +722,7 @@ def open_editors(url: str, n: int, warmup: int, latency_ms: int) -> list[float]:
     from playwright.sync_api import Error as BrowserError
     from playwright.sync_api import expect, sync_playwright
 
-    from e2e.browser import LAUNCH_ARGS, executable_path
+    from e2e.browser import LAUNCH_ARGS, executable_path, slow_network
 
     chromium = executable_path()  # starts a Playwright of its own: not inside ours
     with sync_playwright() as p:
@@ -731,17 +731,7 @@ def open_editors(url: str, n: int, warmup: int, latency_ms: int) -> list[float]:
             context = browser.new_context()
             page = context.new_page()
             page.add_init_script(EDITOR_CLOCK)
-            cdp = context.new_cdp_session(page)
-            cdp.send("Network.enable")
-            cdp.send(
-                "Network.emulateNetworkConditions",
-                {
-                    "offline": False,
-                    "latency": latency_ms,
-                    "downloadThroughput": -1,
-                    "uploadThroughput": -1,
-                },
-            )
+            slow_network(page, latency_ms)
             page.goto(url)
             rows = page.locator(ROWS)
             expect(rows.first).to_be_visible()

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
 
@@ -24,6 +25,21 @@ LAUNCH_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def slow_network(page: Any, latency_ms: int = 200) -> None:
+    """Add `latency_ms` to every request of this page (Chromium's CDP emulation)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": latency_ms,
+            "downloadThroughput": -1,
+            "uploadThroughput": -1,
+        },
+    )
 
 
 def playwright_chromium() -> str | None:

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from playwright.sync_api import Locator, Page, expect
 
+from e2e.browser import slow_network as slow_network  # the journeys import it here
 from e2e.conftest import Server
 
 
@@ -48,18 +49,3 @@ def saved(page: Page) -> None:
 def accept_dialogs(page: Page) -> None:
     """Say yes to every confirm() (the delete confirmation)."""
     page.on("dialog", lambda dialog: dialog.accept())
-
-
-def slow_network(page: Page, latency_ms: int = 200) -> None:
-    """Add `latency_ms` to every request of this page (Chromium's CDP emulation)."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {
-            "offline": False,
-            "latency": latency_ms,
-            "downloadThroughput": -1,
-            "uploadThroughput": -1,
-        },
-    )

@@ -25,18 +25,9 @@ from app.db import db
 from app.models import Movie, Rating
 from app.resources import MOVIES, RATINGS
 from tests.conftest import dispose, make_app
+from tests.test_csv_import import HEADER, preview
 
-HEADER = b"id,name,director,rating\r\n"
 RATINGS_HEADER = b"id,rating,author,movie_id,movie_name\r\n"
-
-
-def preview(app: Flask, tmp_path: Path, name: str, data: bytes) -> csvio.Preview:
-    """Preview a file's import without the web layer."""
-    path = tmp_path / "upload.csv"
-    path.write_bytes(data)
-    with app.app_context():
-        svc = CrudService(MOVIES if name == "movies" else RATINGS, db.session)
-        return csvio.preview_file(svc, path)
 
 
 def import_file(app: Flask, tmp_path: Path, name: str, data: bytes) -> csvio.Preview:
