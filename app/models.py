@@ -42,7 +42,8 @@ class Timestamped:
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, object]:
         """Let the ORM add "AND version = :seen" to every UPDATE and bump it."""
-        return {"version_id_col": cls.__table__.c.version}
+        table: sa.Table = cls.__table__  # type: ignore[attr-defined]  # made by Base
+        return {"version_id_col": table.c.version}
 
 
 class Movie(Timestamped, Base):

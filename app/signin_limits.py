@@ -142,6 +142,7 @@ def retry_after(tried: Attempt) -> int:
     found = limits()
     failure = SignInFailure
     pair = (failure.account == tried.account, failure.address == tried.address)
+    checks: list[tuple[tuple[sa.ColumnElement[bool], ...], tuple[Rate, ...]]]
     checks = [(pair, found.per_account_address)]
     checks.append(((failure.address == tried.address,), found.per_address))
     wait = 0

@@ -1,10 +1,13 @@
 """Alembic environment: migrate the database of the current Flask app."""
 
 import logging
+import warnings
 from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+
+from app.resources import RESOURCES
 
 config = context.config
 # Keep the app's own loggers (and pytest's) alive when Alembic sets up logging.
@@ -15,8 +18,39 @@ logger = logging.getLogger("alembic.env")
 target_db = current_app.extensions["migrate"].db
 engine = target_db.engine
 config.set_main_option(
-    "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    "sqlalchemy.url",
+    engine.url.render_as_string(hide_password=False).replace("%", "%%"),
 )
+
+
+# What migrations create that the models cannot declare, so autogenerate must not
+# offer to drop it: SQLite FTS5 search tables (and the shadow tables FTS5 keeps
+# beside each) and PostgreSQL's trigram indexes (ix_<table>_<column>_trgm).
+SEARCH_TABLES = {r.search_index for r in RESOURCES.values() if r.search_index}
+FTS5_SHADOWS = ("_data", "_idx", "_config", "_docsize", "_content")
+
+# Expression indexes (lower(name), ...) are declared on the models but SQLite's
+# reflection cannot read them back; autogenerate then warns for each and skips it.
+warnings.filterwarnings("ignore", message=".*expression-based index")
+
+
+def _is_search_table(name):
+    """True for a declared FTS5 search table or one of its shadow tables."""
+    return any(
+        name == table or (name.startswith(table) and name[len(table) :] in FTS5_SHADOWS)
+        for table in SEARCH_TABLES
+    )
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """Leave the search tables and trigram indexes out of autogenerate's comparison."""
+    if not reflected or compare_to is not None:
+        return True
+    if type_ == "table":
+        return not _is_search_table(name)
+    if type_ == "index":
+        return not name.endswith("_trgm")
+    return True
 
 
 def run_migrations_offline():
@@ -24,6 +58,7 @@ def run_migrations_offline():
     context.configure(
         url=config.get_main_option("sqlalchemy.url"),
         target_metadata=target_db.metadata,
+        include_object=include_object,
         literal_binds=True,
     )
     with context.begin_transaction():
@@ -43,6 +78,7 @@ def run_migrations_online():
 
     conf_args = current_app.extensions["migrate"].configure_args
     conf_args.setdefault("process_revision_directives", process_revision_directives)
+    conf_args.setdefault("include_object", include_object)
     with engine.connect() as connection:
         context.configure(
             connection=connection, target_metadata=target_db.metadata, **conf_args

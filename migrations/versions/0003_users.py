@@ -27,11 +27,14 @@ def upgrade():
             nullable=False,
         ),
         sa.CheckConstraint(
-            "length(name) <= 80 AND trim(name) <> ''", name=op.f("ck_users_name_nonblank")
+            "length(name) <= 80 AND trim(name) <> ''",
+            name=op.f("ck_users_name_nonblank"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
     )
-    op.create_index("uq_users_name_lower", "users", [sa.text("lower(name)")], unique=True)
+    op.create_index(
+        "uq_users_name_lower", "users", [sa.text("lower(name)")], unique=True
+    )
 
 
 def downgrade():

@@ -23,7 +23,6 @@ depends_on = None
 TABLES = ("movies", "ratings")
 
 
-
 def upgrade():
     op.create_table(
         "row_counts",
@@ -35,7 +34,8 @@ def upgrade():
         return
     for table in TABLES:
         op.execute(
-            f"INSERT INTO row_counts (table_name, n) SELECT '{table}', count(*) FROM {table}"
+            "INSERT INTO row_counts (table_name, n)"
+            f" SELECT '{table}', count(*) FROM {table}"
         )
         op.execute(
             f"CREATE TRIGGER row_counts_{table}_insert AFTER INSERT ON {table} BEGIN"

@@ -27,7 +27,8 @@ def _triggers(table: str, version: bool) -> None:
     for event, change in (("insert", "n + 1"), ("delete", "n - 1")):
         op.execute(f"DROP TRIGGER IF EXISTS row_counts_{table}_{event}")
         op.execute(
-            f"CREATE TRIGGER row_counts_{table}_{event} AFTER {event.upper()} ON {table}"
+            f"CREATE TRIGGER row_counts_{table}_{event}"
+            f" AFTER {event.upper()} ON {table}"
             f" BEGIN UPDATE row_counts SET n = {change}{bump}"
             f" WHERE table_name = '{table}'; END"
         )
