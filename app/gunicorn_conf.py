@@ -19,7 +19,11 @@ of its own:
   sees it, as a buffering proxy would; a write that makes no progress for
   WRITE_TIMEOUT seconds ends the connection;
 - APP_THREADS threads a worker run the app at once: one, as before. A view that must
-  wait (not compute) can step out with `environ["reeltable.outside_turn"]`.
+  wait (not compute) can step out with `environ["reeltable.outside_turn"]`;
+- what gunicorn answers itself, before the app runs (400 for a malformed request, 414
+  for a long URI, 431 for too many or too large headers, the 408 above), carries the
+  app's security headers (app.security.SECURITY_HEADERS), and no response names the
+  server: gunicorn's "Server: gunicorn" is left out (issue 12).
 
 Measured on the demo data (`python -m bench.stress --db sqlite --slow-only`: 8 clients
 reading and editing for 30 s beside 200 idle, 20 slowloris and 4 never-reading
@@ -46,9 +50,12 @@ from typing import IO, Any
 from gunicorn import util
 from gunicorn.http.errors import NoMoreData
 from gunicorn.http.unreader import SocketUnreader
+from gunicorn.http.wsgi import Response
 
 # _DEFER is gthread's "no data yet: park the connection in the poller" answer.
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
+
+from app.security import SECURITY_HEADERS
 
 workers = 2
 threads = 32  # a worker's threads for reading requests and writing responses
@@ -60,8 +67,12 @@ WRITE_TIMEOUT = 30.0  # seconds one write of a response (<= ~256 KB) may take
 SPOOL_MAX = 64 * 1024 * 1024  # the largest body read ahead (the app's import limit)
 SPOOL_IN_MEMORY = 1024 * 1024  # bodies above this wait in a temporary file
 
+# The app's security headers as header lines, for the answers written here.
+HEADER_LINES = "".join(f"{k}: {v}\r\n" for k, v in SECURITY_HEADERS.items()).encode()
 TIMED_OUT = (
-    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n"
+    + HEADER_LINES
+    + b"\r\n"
 )
 
 StartResponse = Callable[..., Any]
@@ -215,7 +226,13 @@ def taking_turns(app: WSGIApp, turns: int) -> WSGIApp:
         environ["reeltable.outside_turn"] = lambda: _outside(turn)
         refused = _spool(environ)
         if refused:
-            start_response(refused, [("Content-Type", "text/plain; charset=utf-8")])
+            start_response(
+                refused,
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    *SECURITY_HEADERS.items(),
+                ],
+            )
             return [refused.encode() + b"\n"]
         spool = environ["wsgi.input"]
         if not isinstance(spool, tempfile.SpooledTemporaryFile):
@@ -235,13 +252,83 @@ def taking_turns(app: WSGIApp, turns: int) -> WSGIApp:
     return serve
 
 
+class _Unnamed(Response):
+    """gunicorn's HTTP/1 response, without the Server header it always writes."""
+
+    def default_headers(self) -> list[str]:
+        """Status line, Date, Connection (and Transfer-Encoding), as gunicorn's."""
+        return [h for h in super().default_headers() if not h.startswith("Server:")]
+
+
+def unnamed(app: WSGIApp) -> WSGIApp:
+    """Wrap a WSGI app so that its responses do not say "Server: gunicorn".
+
+    gunicorn writes the header itself (Response.default_headers) and makes its
+    Response where no setting or hook reaches; start_response is that Response's
+    bound method, so the response is switched to the subclass above here.
+    """
+
+    def serve(environ: dict[str, Any], start_response: StartResponse) -> Any:
+        response = getattr(start_response, "__self__", None)
+        if type(response) is Response:  # not HTTP/2's, which frames its own headers
+            response.__class__ = _Unnamed
+        return app(environ, start_response)
+
+    return serve
+
+
+class _ErrorPage:
+    """Stands in for the client socket while gunicorn writes an error page."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.written = bytearray()
+
+    def sendall(self, data: bytes) -> None:
+        """Keep what gunicorn would send, to send it with the headers added."""
+        self.written += data
+
+    def gettimeout(self) -> float | None:
+        """Blocking, as far as gunicorn's write_nonblock asks."""
+        return None
+
+    def setblocking(self, flag: bool) -> None:
+        """Nothing to do: nothing is sent from here."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)  # what the access log may ask of the socket
+
+
+def with_security_headers(page: bytes) -> bytes:
+    """gunicorn's error page (status line, headers, body) with the app's headers."""
+    status_line, sep, rest = page.partition(b"\r\n")
+    if not sep:
+        return page
+    return status_line + b"\r\n" + HEADER_LINES + rest
+
+
 class GuardedThreadWorker(ThreadWorker):
     """gthread whose threads wait on the network, while the app takes turns."""
 
     def load_wsgi(self) -> None:
         """Load the app, wrapped so APP_THREADS threads run it at once."""
         super().load_wsgi()
-        self.wsgi = taking_turns(self.wsgi, APP_THREADS)
+        self.wsgi = unnamed(taking_turns(self.wsgi, APP_THREADS))
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: Exception) -> None:
+        """Answer as gunicorn does (status, message, access log), with our headers.
+
+        gunicorn picks the status for each parse error and writes its page straight
+        to the socket; it is written to an _ErrorPage first and sent from here.
+        """
+        page = _ErrorPage(client)
+        super().handle_error(req, page, addr, exc)
+        if not page.written:
+            return
+        try:
+            util.write_nonblock(client, with_security_headers(bytes(page.written)))
+        except Exception:  # as gunicorn: the client may be gone
+            self.log.debug("Failed to send error message.")
 
     def accept(self, listener: socket.socket) -> None:
         """Accept a connection as gthread does, as a _Conn."""

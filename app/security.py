@@ -43,6 +43,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# What every response carries, the app's and gunicorn's own error pages alike
+# (app/gunicorn_conf.py adds them to the responses gunicorn sends before the app
+# runs). Strict-Transport-Security is added only over HTTPS, see _headers().
+SECURITY_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Signing in and out only touch the session; they are open even when writes are not.
@@ -192,10 +201,8 @@ def too_large_message(limit: int) -> str:
 
 def _headers(response: Response) -> Response:
     """Add the security headers and the request id to a response."""
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     if request.is_secure:
         # Only ever sent over HTTPS, so plain-HTTP development is unaffected.
         response.headers.setdefault(

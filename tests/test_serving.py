@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from app.gunicorn_conf import READ_GRACE, taking_turns
+from app.security import SECURITY_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -173,6 +174,81 @@ def test_a_request_that_trickles_in_gets_408_and_is_closed(port: int) -> None:
         waited = time.monotonic() - started
     assert received.startswith(b"HTTP/1.1 408 "), received[:80]
     assert READ_GRACE - 1 < waited < READ_GRACE + 4
+    assert_security_headers(parse_response(received)[1])
+
+
+# Issue 12, item 10: requests gunicorn answers itself, before the app runs. Its
+# answers carried none of the app's security headers.
+GUNICORN_REFUSALS: list[tuple[str, bytes, int]] = [
+    ("bad-request-line", b"NOT A REQUEST LINE\r\n\r\n", 400),
+    ("bad-header", b"GET /movies HTTP/1.1\r\nHost: 127.0.0.1\r\nNo colon\r\n\r\n", 400),
+    ("uri-10kb", b"GET /movies?q=" + b"a" * 10240 + b" HTTP/1.1\r\n\r\n", 414),
+    ("200-headers",
+     b"GET /movies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+     + b"".join(b"X-H-%d: %d\r\n" % (n, n) for n in range(200)) + b"\r\n", 431),
+    ("header-10kb",
+     b"GET /movies HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"b" * 10240
+     + b"\r\n\r\n", 431),
+]  # fmt: skip
+
+
+def exchange(port: int, request: bytes, timeout: float = ANSWER_WITHIN) -> bytes:
+    """Send raw bytes on a fresh connection; return all the server sent back."""
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        received = b""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:  # closed with our unread bytes pending
+                break
+            if not data:
+                break
+            received += data
+    return received
+
+
+def parse_response(raw: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    """(status, headers as (lower-case name, value) pairs, body) of a raw response."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers.append((name.strip().lower(), value.strip()))
+    return int(status_line.split()[1]), headers, body
+
+
+def assert_security_headers(headers: list[tuple[str, str]]) -> None:
+    """The app's security headers, each once, and no Server header naming gunicorn."""
+    for name, value in SECURITY_HEADERS.items():
+        assert [v for k, v in headers if k == name.lower()] == [value], name
+    servers = [v for k, v in headers if k == "server"]
+    assert not any("gunicorn" in v.lower() for v in servers), servers
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [case[1:] for case in GUNICORN_REFUSALS],
+    ids=[case[0] for case in GUNICORN_REFUSALS],
+)
+def test_gunicorns_own_refusals_carry_the_security_headers(
+    port: int, request_bytes: bytes, status: int
+) -> None:
+    # Issue 12, item 10: these came with no CSP or other app header.
+    got, headers, body = parse_response(exchange(port, request_bytes))
+    assert got == status
+    assert_security_headers(headers)
+    assert ("content-length", str(len(body))) in headers
+
+
+def test_app_responses_do_not_name_the_server(port: int) -> None:
+    # Issue 12, item 10: every response said "Server: gunicorn".
+    status, headers, body = parse_response(exchange(port, CLOSE_AFTER))
+    assert status == 200
+    assert b"<html" in body
+    assert_security_headers(headers)
+    assert [k for k, _ in headers].count("content-security-policy") == 1
 
 
 def wsgi_environ(path: str, body: bytes = b"", **extra: str) -> dict[str, Any]:
@@ -252,3 +328,20 @@ def test_the_body_is_read_before_the_app_runs(extra: dict[str, str]) -> None:
         "read_ahead": True,
         "body": b"name=reeltable",
     }
+
+
+def test_a_body_refused_before_the_app_carries_the_security_headers() -> None:
+    # Issue 12, item 10: answers made before the app runs carry its headers too.
+    sent: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def app(environ: dict[str, Any], respond: Any) -> list[bytes]:
+        raise AssertionError("the app must not run for a body that never came")
+
+    def respond(status: str, headers: list, exc_info: Any = None) -> None:
+        sent.append((status, headers))
+
+    environ = wsgi_environ("/movies", b"name=", CONTENT_LENGTH="14")
+    assert list(taking_turns(app, 1)(environ, respond)) == [b"400 Bad Request\n"]
+    [(status, headers)] = sent
+    assert status == "400 Bad Request"
+    assert set(SECURITY_HEADERS.items()) <= set(headers)
