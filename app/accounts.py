@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import signin_limits
-from app.crud import _FORBIDDEN_CHARS
+from app.crud import FORBIDDEN_CHARS
 from app.db import db
 from app.models import USER_NAME_MAX, User, UserSession
 
@@ -102,7 +102,7 @@ def clean_name(raw: str) -> str:
         raise ValueError("The name is required.")
     if len(name) > USER_NAME_MAX:
         raise ValueError(f"The name must be at most {USER_NAME_MAX} characters.")
-    if _FORBIDDEN_CHARS.search(name):
+    if FORBIDDEN_CHARS.search(name):
         raise ValueError("The name contains characters that are not allowed.")
     return name
 
@@ -234,12 +234,9 @@ def _signed_in_values() -> dict[str, dict[str, str]]:
 
 
 def init_app(app: Flask) -> None:
-    """Wire Flask-Login, the sign-in limits, the sign-in pages and the CLI."""
-    from app.views import auth
-
+    """Wire Flask-Login, the sign-in limits and the CLI (the pages: app.views.auth)."""
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     signin_limits.init_app(app)
-    app.register_blueprint(auth.bp)
     app.context_processor(_signed_in_values)
     app.cli.add_command(users_cli)

@@ -253,15 +253,19 @@ def import_command(table: str, file: Path, commit: bool) -> None:
     Exits with status 1 if the file cannot be read or has invalid rows.
     """
     svc = CrudService(RESOURCES[table], db.session)
+    progress = _TerminalProgress() if sys.stderr.isatty() else None
     try:
         if commit:
-            result = csvio.import_file(svc, file)
+            result = csvio.import_file(svc, file, progress=progress)
         else:
-            result = csvio.preview_file(svc, file)
+            result = csvio.preview_file(svc, file, progress=progress)
     except csvio.CsvFileError as exc:
         raise click.ClickException(f"{file}: {exc.message}") from None
     except (ValidationError, Conflict) as exc:
         raise click.ClickException(f"Nothing was imported: {exc}") from None
+    finally:
+        if progress is not None:
+            progress.end()
     counts = ", ".join(f"{n:,} {name}" for name, n in result.counts.items())
     click.echo(f"{file} into {table}: {counts}.")
     if result.keeps_ids:
@@ -278,6 +282,25 @@ def import_command(table: str, file: Path, commit: bool) -> None:
         click.echo("Dry run: nothing written. Add --commit to import the valid rows.")
     if result.invalid:
         sys.exit(1)
+
+
+class _TerminalProgress:
+    """Shows an import's progress on one line of a terminal (stderr)."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        """Rewrite the line: rows checked or written so far (of how many)."""
+        verb = "Written" if phase == "writing" else "Checked"
+        of = f" of {total:,}" if total else ""
+        click.echo(f"\r{verb} {done:,}{of} rows ", err=True, nl=False)
+        self.shown = True
+
+    def end(self) -> None:
+        """End the progress line, so what follows starts on a line of its own."""
+        if self.shown:
+            click.echo(err=True)
 
 
 def init_app(app: Flask) -> None:

@@ -28,6 +28,14 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # The CSV import's upload limit (its route alone; the file is streamed to
         # disk and parsed line by line, so this bounds disk use, not memory).
         "IMPORT_MAX_BYTES": 64 * 1024 * 1024,
+        # An upload up to this size is checked and imported within its request
+        # (a fraction of a second); a bigger one by a job in a child process,
+        # while the page shows its progress (app/views/csv_io.py, issue 11).
+        "IMPORT_INLINE_BYTES": 256 * 1024,
+        # How long the database reads of a page or fragment (a GET) may take in
+        # all, in ms; past it the view answers 503 (app/db.py). 0 turns the limit
+        # off. Writes, CSV downloads and imports are not bounded.
+        "READ_TIMEOUT_MS": 5000,
         # Hardening (app/security.py, app/accounts.py, app/signin_limits.py).
         "READ_ONLY": False,
         "SESSION_COOKIE_HTTPONLY": True,
@@ -75,6 +83,8 @@ def env_overrides(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
         found["SECRET_KEY"] = environ["SECRET_KEY"]
     if environ.get("PAGE_SIZE"):
         found["PAGE_SIZE"] = int(environ["PAGE_SIZE"])
+    if environ.get("READ_TIMEOUT_MS"):
+        found["READ_TIMEOUT_MS"] = int(environ["READ_TIMEOUT_MS"])
     for flag in ("READ_ONLY", "SESSION_COOKIE_SECURE"):
         if environ.get(flag):
             found[flag] = environ[flag].strip().lower() in TRUE_WORDS

@@ -1,14 +1,30 @@
-"""The SQLAlchemy handle and per-connection engine tuning (SQLite pragmas)."""
+"""The SQLAlchemy handle, per-connection engine tuning (SQLite pragmas), read limits.
+
+Interactive reads are bounded (issue 11): after limit_reads(), the statements of a
+request may run READ_TIMEOUT_MS in all. SQLite stops one past that time through a
+progress handler, PostgreSQL through statement_timeout set to the time left before
+each; either way the caller gets ReadTimeout. The same handler
+stops a SQLite statement run under step_budget() once it has taken its steps
+(StepsSpent). A write that finds no room left on disk raises StorageFull. All are
+OperationalErrors, so code that handles database errors in general still sees them
+as such.
+"""
 
 from __future__ import annotations
 
+import math
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints, so Alembic can alter them on SQLite (batch mode) and PostgreSQL.
@@ -58,6 +74,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # per thread, so this is also the most a connection adds to a worker's memory.
     cursor.execute("PRAGMA cache_size = -16384")
     cursor.close()
+    # Called between virtual-machine steps: stops a bounded read past its time.
+    dbapi_connection.set_progress_handler(_stop_statement, PROGRESS_STEPS)
 
 
 @event.listens_for(Engine, "begin")
@@ -72,3 +90,154 @@ def _sqlite_begin(conn: Connection) -> None:
         return
     immediate = conn.get_execution_options().get(WRITE_INTENT, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+# ---------------------------------------------------------------- read limits
+
+
+class ReadTimeout(OperationalError):
+    """A bounded read ran past its time and was stopped; nothing was changed."""
+
+
+class StorageFull(OperationalError):
+    """The database had no room left for a write, which was not made."""
+
+
+class StepsSpent(OperationalError):
+    """A SQLite statement run under step_budget() used its steps up and was stopped."""
+
+
+# When the reads of this context (a request's) must have ended, on the monotonic
+# clock; None: no bound. Context variables: each thread (request) has its own.
+_deadline: ContextVar[float | None] = ContextVar("reeltable_deadline", default=None)
+# Progress-handler calls left to the statements of a step_budget() block: a list,
+# which the handler counts down in place.
+_steps_left: ContextVar[list[int] | None] = ContextVar(
+    "reeltable_steps_left", default=None
+)
+
+# SQLite runs the progress handler every this many virtual-machine steps: about
+# every 0.1 ms, often enough to stop on time, rarely enough to cost nothing.
+PROGRESS_STEPS = 10_000
+
+# Connection.info key: the statement_timeout (ms, None for the server's default)
+# this PostgreSQL transaction was given by SET LOCAL, which ends with it.
+PG_TIMEOUT = "reeltable_statement_timeout"
+
+SQLITE_INTERRUPT = 9  # sqlite3.SQLITE_INTERRUPT, spelled out for type checkers
+SQLITE_FULL = 13
+PG_QUERY_CANCELED = "57014"
+PG_DISK_FULL = "53100"
+
+
+def _deadline_in(milliseconds: int | None) -> float | None:
+    """The monotonic time `milliseconds` from now (None for None or 0)."""
+    return time.monotonic() + milliseconds / 1000 if milliseconds else None
+
+
+def limit_reads(milliseconds: int | None) -> None:
+    """Let later statements in this context run `milliseconds` in all (0: no end)."""
+    _deadline.set(_deadline_in(milliseconds))
+
+
+@contextmanager
+def bounded_reads(milliseconds: int | None) -> Iterator[None]:
+    """Let the statements in the block run `milliseconds` in all, within any bound."""
+    outer = _deadline.get()
+    inner = _deadline_in(milliseconds)
+    if outer is not None and (inner is None or outer < inner):
+        inner = outer
+    token = _deadline.set(inner)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+@contextmanager
+def step_budget(steps: int) -> Iterator[None]:
+    """Stop SQLite statements in the block after about `steps` VM steps (StepsSpent).
+
+    For a plan that pays only if the data are as expected: it gives up at a cost
+    bounded in advance, and the caller takes another way.
+    """
+    token = _steps_left.set([max(1, steps // PROGRESS_STEPS)])
+    try:
+        yield
+    finally:
+        _steps_left.reset(token)
+
+
+def _stop_statement() -> bool:
+    """SQLite's progress handler: True stops the statement (budget or time up)."""
+    left = _steps_left.get()
+    if left is not None:
+        left[0] -= 1
+        if left[0] < 0:
+            return True
+    deadline = _deadline.get()
+    return deadline is not None and time.monotonic() > deadline
+
+
+def _steps_spent() -> bool:
+    """True once the statements of this context's step_budget() used it up."""
+    left = _steps_left.get()
+    return left is not None and left[0] < 0
+
+
+@event.listens_for(Engine, "begin")
+def _new_transaction(conn: Connection) -> None:
+    """A PostgreSQL transaction starts with the server's statement_timeout."""
+    if conn.dialect.name == "postgresql":
+        conn.info.pop(PG_TIMEOUT, None)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _bound_statement(
+    conn: Connection,
+    cursor: Any,
+    _statement: str,
+    _parameters: Any,
+    _context: Any,
+    _executemany: bool,
+) -> None:
+    """PostgreSQL: give the statement about to run the time its context has left.
+
+    (SQLite's progress handler reads the deadline itself.)
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    deadline = _deadline.get()
+    wanted = None
+    if deadline is not None:
+        wanted = max(1, math.ceil((deadline - time.monotonic()) * 1000))
+    if conn.info.get(PG_TIMEOUT) != wanted:
+        # SET LOCAL: it ends with the transaction, so a pooled connection never
+        # carries it to a write or an export. A cursor of its own, as `cursor` may
+        # be a server-side one, which only takes a SELECT. A round trip before
+        # each bounded statement (about 0.1 ms): the time left changes each time.
+        value = "DEFAULT" if wanted is None else str(wanted)
+        cursor.connection.execute(f"SET LOCAL statement_timeout = {value}")
+        conn.info[PG_TIMEOUT] = wanted
+
+
+@event.listens_for(Engine, "handle_error")
+def _typed_errors(context: ExceptionContext) -> None:
+    """Raise ReadTimeout or StorageFull for the database errors they stand for."""
+    original = context.original_exception
+    sqlite_code = getattr(original, "sqlite_errorcode", None)
+    sqlstate = getattr(original, "sqlstate", None)
+    # The primary code is the low byte of SQLite's extended one.
+    primary = sqlite_code & 0xFF if isinstance(sqlite_code, int) else None
+    bounded = context.connection is not None and bool(
+        context.connection.info.get(PG_TIMEOUT)
+    )
+    kind: type[OperationalError] | None = None
+    if primary == SQLITE_INTERRUPT and _steps_spent():
+        kind = StepsSpent
+    elif primary == SQLITE_INTERRUPT or (sqlstate == PG_QUERY_CANCELED and bounded):
+        kind = ReadTimeout
+    elif primary == SQLITE_FULL or sqlstate == PG_DISK_FULL:
+        kind = StorageFull
+    if kind is not None:
+        raise kind(context.statement, context.parameters, original) from original

@@ -15,6 +15,7 @@ from app.crud import (
     largest_id,
 )
 from app.models import AUTHOR_MAX, DIRECTOR_MAX, NAME_MAX, Movie, Rating
+from app.ui import Nesting, Table
 
 # Declared before movies, whose rows take their ratings with them (Child).
 RATINGS = Resource(
@@ -51,6 +52,8 @@ RATINGS = Resource(
         Filter("movie_id", "movie_id", "eq", "Movie id", Integer(1, largest_id(Movie))),
         Filter("min_rating", "rating", "ge", "Minimum rating", Integer(1, 10)),
     ),
+    # Over author and movie_name, the searchable fields (migration 0015).
+    search_index="ratings_search",
     row_count_table="row_counts",
 )
 
@@ -77,3 +80,25 @@ MOVIES = Resource(
 )
 
 RESOURCES: dict[str, Resource] = {r.name: r for r in (MOVIES, RATINGS)}
+
+# ---------------------------------------------------------------- in the browser
+
+MOVIE_TABLE = Table(
+    MOVIES,
+    columns=("name", "director", "rating"),
+    title=lambda movie: movie.name,
+    filters=("min_rating",),
+    search_label="Search movies",
+    add_form=True,
+    children=("ratings",),
+)
+
+RATING_TABLE = Table(
+    RATINGS,
+    columns=("movie_name", "rating", "author"),
+    title=lambda rating: f"rating {rating.rating} by {rating.author}",
+    filters=("author", "movie", "min_rating"),
+    nesting=Nesting("movies", "movie_id", hidden=("movie_name",)),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (MOVIE_TABLE, RATING_TABLE)}

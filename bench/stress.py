@@ -17,6 +17,19 @@ ones (a partial request, then a header line a second) and 4 downloads nobody
 reads stay open (reopened whenever the server closes one); every request of the
 clients must be answered, p95 under 100 ms. Traffic goes only to 127.0.0.1.
 Exits 1 if any check fails.
+
+    python -m bench.stress --db sqlite --import FILE [--import-db DB] [--readers 2]
+                           [--editors 1] [--import-table ratings]
+
+Import during edits (issue 11) instead: served as `make serve` serves, a person
+uploads FILE on the Import page, waits for the preview and imports it, following
+the progress as the page does, while readers load /movies pages and editors edit
+cells (one edit per 0.1 s each). It prints how long the check and the import took,
+GET /movies p50/p95 before, while checking, while importing and after (p95 under
+50 ms while checking and importing), and the editors' statuses: 503 with
+Retry-After while the import writes, never another 5xx; the table must gain
+exactly the rows the preview announced. SQLite starts from a copy of --import-db
+(never changed) or, like PostgreSQL, from `flask seed --synthetic`.
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ import os
 import random
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -526,6 +540,25 @@ def stress(label: str, url: str, tmp: Path, args: argparse.Namespace) -> bool:
         "SECRET_KEY": "stress-secret",
         "READ_ONLY": "",
     }
+    if args.import_file:
+        if args.import_db and url.startswith("sqlite:///"):
+            shutil.copyfile(args.import_db, url.removeprefix("sqlite:///"))
+            flask(["db", "upgrade"], env)
+        else:
+            flask(["db", "upgrade"], env)
+            flask(
+                ["seed", "--synthetic", "--movies", str(args.seed_movies)]
+                + ["--ratings", str(args.seed_ratings)],
+                env,
+            )
+            if not url.startswith("sqlite"):
+                # As autovacuum would have by now: statistics, and the visibility
+                # map index-only scans need (a fresh load reads 10x slower).
+                engine = sa.create_engine(sa_url(url), isolation_level="AUTOCOMMIT")
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("VACUUM ANALYZE")
+                engine.dispose()
+        return import_during_edits(label, url, env, tmp, args)
     flask(["db", "upgrade"], env)
     flask(["seed"], env)
     ok = True
@@ -663,6 +696,277 @@ def slow_clients(
     return ok
 
 
+# ---------------------------------------------------------------- import during edits
+
+IMPORT_P95_MS = 50.0  # GET /movies p95 while an import is checked and written
+IMPORT_STATUS = re.compile(r'id="import-job-status" role="status">([^<]*)<')
+BUSY_MESSAGE = "An import is being written; try again in a few seconds"
+
+
+@dataclass
+class Timeline:
+    """What readers and editors saw, stamped with the time each request ended."""
+
+    reads: list[tuple[float, float, int]] = field(default_factory=list)  # t, s, code
+    edits: list[tuple[float, int, str]] = field(default_factory=list)  # t, code, R-A
+    failures: int = 0  # no answer at all (timeouts, resets)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Reader(threading.Thread):
+    """GET /movies pages, `pause` s apart (p95 is read from these)."""
+
+    def __init__(
+        self, port: int, seed: int, line: Timeline, stop: threading.Event, pause: float
+    ) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.rng = random.Random(seed)
+        self.line = line
+        self.stop_event = stop
+        self.pause = pause
+
+    def run(self) -> None:
+        """Read until told to stop."""
+        while not self.stop_event.wait(self.pause):
+            path = f"/movies?page={self.rng.randint(1, 20)}"
+            started = time.monotonic()
+            try:
+                status, _, _ = request(self.port, "GET", path, timeout=15)
+            except (OSError, http.client.HTTPException):
+                with self.line.lock:
+                    self.line.failures += 1
+                continue
+            ended = time.monotonic()
+            with self.line.lock:
+                self.line.reads.append((ended, ended - started, status))
+
+
+class Editor(Client):
+    """Edits a hot movie's director every EDIT_PAUSE s, as a person typing would."""
+
+    EDIT_PAUSE = 0.1
+
+    def __init__(
+        self,
+        number: int,
+        port: int,
+        hot: dict[int, int],
+        line: Timeline,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(number, port, hot, Tally(), stop, writes_only=True, timeout=15)
+        self.line = line
+
+    def run(self) -> None:
+        """Edit until told to stop, keeping each answer's status and Retry-After."""
+        self.sign_on()
+        while not self.stop_event.wait(self.EDIT_PAUSE):
+            movie = self.rng.choice(list(self.versions))
+            self.seq += 1
+            body = {
+                "director": f"editor {self.seq}",
+                "version": str(self.versions[movie]),
+            }
+            headers = {
+                "HX-Request": "true",
+                "Origin": f"http://{HOST}:{self.port}",
+                "Cookie": self.cookie,
+                "X-CSRFToken": self.token,
+            }
+            try:
+                status, text, got = request(
+                    self.port, "PATCH", f"/movies/{movie}", body, headers, 15
+                )
+            except (OSError, http.client.HTTPException):
+                with self.line.lock:
+                    self.line.failures += 1
+                continue
+            found = ROW_VERSION.search(text) or FORM_VERSION.search(text)
+            if found:
+                self.versions[movie] = int(found.groups()[-1])
+            if status == 503 and BUSY_MESSAGE not in text:
+                status = -503  # a 503 without the message: counted as wrong
+            with self.line.lock:
+                self.line.edits.append(
+                    (time.monotonic(), status, got.get("retry-after", ""))
+                )
+
+
+def multipart(fields: dict[str, str], name: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file; return it and its content type."""
+    boundary = f"reeltable-{random.getrandbits(64):x}"
+    head = f"--{boundary}\r\nContent-Disposition: form-data; name="
+    parts = [f'{head}"{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file";'
+        f' filename="{name}"\r\nContent-Type: text/csv\r\n\r\n'.encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+class Importer:
+    """One person importing a file through the page, as htmx would."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookie = ""
+        status, text, got = request(port, "GET", "/import")
+        self.cookie = got.get("set-cookie", "").split(";", 1)[0]
+        match = CSRF_META.search(text)
+        assert status == 200 and match, "no CSRF token on /import"
+        self.token = match.group(1)
+
+    def send(
+        self, method: str, path: str, body: bytes = b"", kind: str = ""
+    ) -> tuple[int, str, dict[str, str]]:
+        """Send with the session, the CSRF token and HX-Request."""
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=120)
+        headers = {
+            "HX-Request": "true",
+            "Origin": f"http://{HOST}:{self.port}",
+            "X-CSRFToken": self.token,
+        }
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        if kind:
+            headers["Content-Type"] = kind
+        try:
+            conn.request(method, path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            text = response.read().decode("utf-8", "replace")
+            got = {k.lower(): v for k, v in response.getheaders()}
+        finally:
+            conn.close()
+        if "set-cookie" in got:
+            self.cookie = got["set-cookie"].split(";", 1)[0]
+        return response.status, text, got
+
+    def wait(self, location: str, seen: list[str]) -> str:
+        """Poll the import's page every 0.5 s until its job is done; return the page."""
+        while True:
+            status, text, _ = self.send("GET", location)
+            found = IMPORT_STATUS.search(text)
+            if not found:
+                return text
+            seen.append(found.group(1).strip())
+            time.sleep(0.5)
+
+
+def window(line: Timeline, start: float, end: float) -> tuple[list[float], Counter]:
+    """Read latencies (ms) and edit statuses between two instants."""
+    reads = [s * 1000 for t, s, _ in line.reads if start <= t <= end]
+    edits = Counter(code for t, code, _ in line.edits if start <= t <= end)
+    return reads, edits
+
+
+def import_during_edits(
+    label: str, url: str, env: dict[str, str], tmp: Path, args: argparse.Namespace
+) -> bool:
+    """Import a big file through the page while others read and edit; True if ok."""
+    server = Server(
+        env, None, tmp / f"gunicorn-{label.lower()}-import.log", conf=args.gunicorn_conf
+    )
+    hot = hot_rows(sa_url(url))
+    engine = sa.create_engine(sa_url(url))
+    table = args.import_table
+    with engine.connect() as conn:
+        before = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+    data = args.import_file.read_bytes()
+    server.start()
+    line = Timeline()
+    stop = threading.Event()
+    people: list[threading.Thread] = [
+        Reader(server.port, n, line, stop, args.read_pause) for n in range(args.readers)
+    ]
+    people += [
+        Editor(100 + n, server.port, hot, line, stop) for n in range(args.editors)
+    ]
+    for person in people:
+        person.start()
+    importer = Importer(server.port)
+    stop.wait(args.quiet_seconds)  # a baseline with no import
+    marks = {"start": time.monotonic()}
+    body, kind = multipart({"resource": table}, args.import_file.name, data)
+    status, text, got = importer.send("POST", "/import", body, kind)
+    location = got.get("hx-push-url", "")
+    assert status in (200, 202) and location, f"upload answered {status}"
+    seen: list[str] = []
+    preview = importer.wait(location, seen)
+    marks["checked"] = time.monotonic()
+    status, text, _ = importer.send("POST", location)
+    assert status in (200, 202), f"Import answered {status}"
+    result = importer.wait(location, seen)
+    marks["written"] = time.monotonic()
+    stop.wait(args.quiet_seconds)  # and after
+    marks["end"] = time.monotonic()
+    stop.set()
+    for person in people:
+        person.join(timeout=30)
+    server.stop()
+    with engine.connect() as conn:
+        after = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+    engine.dispose()
+    new = re.search(r"<th scope=\"row\">New</th><td>([\d,]+)</td>", preview)
+    expected = int(new.group(1).replace(",", "")) if new else -1
+    done = re.search(r"([\d,]+) new and ([\d,]+) changed", result)
+    shown_file = args.import_file.name
+    conf = args.gunicorn_conf
+    shown_conf = conf.relative_to(ROOT) if conf.is_relative_to(ROOT) else conf
+    print(
+        f"{label}: import {shown_file} ({len(data) / 2**20:.1f} MB) into {table} "
+        f"({before:,} rows) through the page, served from "
+        f"{shown_conf}, "
+        f"{args.readers} readers of GET /movies ({args.read_pause:g} s apart),"
+        f" {args.editors} editors"
+    )
+    print(f"  check (upload to preview)  {marks['checked'] - marks['start']:.1f} s")
+    print(f"  import (Import to result)  {marks['written'] - marks['checked']:.1f} s")
+    progress = [s for s in seen if s.startswith(("Checked", "Written"))]
+    print(
+        f"  progress seen              {len(progress)} updates, e.g. "
+        f"{progress[len(progress) // 2] if progress else '-'!r}"
+    )
+    print(
+        f"  rows                       {before:,} -> {after:,} "
+        f"(preview said {expected:,} new; result: {done.group(0) if done else '?'})"
+    )
+    ok = after - before == expected and done is not None
+    phases = [
+        ("before", marks["start"] - args.quiet_seconds, marks["start"]),
+        ("checking", marks["start"], marks["checked"]),
+        ("importing", marks["checked"], marks["written"]),
+        ("after", marks["written"], marks["end"]),
+    ]
+    for name, start, end in phases:
+        reads, edits = window(line, start, end)
+        if reads:
+            lat = (
+                f"p50 {percentile(reads, 50):.1f} ms, p95 "
+                f"{percentile(reads, 95):.1f} ms, max {max(reads):.0f} ms, "
+                f"n {len(reads):,}"
+            )
+        else:
+            lat = "no reads"
+        codes = ", ".join(f"{c}: {n:,}" for c, n in sorted(edits.items())) or "none"
+        print(f"  {name:<10} GET /movies {lat}; edits {codes}")
+        if name in ("checking", "importing"):
+            ok &= bool(reads) and percentile(reads, 95) < IMPORT_P95_MS
+    busy = [ra for _, code, ra in line.edits if code == 503]
+    wrong = sum(
+        1 for _, code, _ in line.edits if (code >= 500 and code != 503) or code == -503
+    )
+    bad_reads = sum(1 for _, _, code in line.reads if code != 200)
+    print(f"  503 with Retry-After       {sum(1 for ra in busy if ra)} of {len(busy)}")
+    print(f"  other 5xx                  {wrong}")
+    print(f"  reads not 200, no answer   {bad_reads}, {line.failures}")
+    ok &= wrong == 0 and bad_reads == 0 and line.failures == 0 and all(busy)
+    print(f"  result                     {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run SQLite then PostgreSQL, exit 0 only if all passed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -687,6 +991,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db", choices=["sqlite", "postgresql", "both"], default="both"
+    )
+    parser.add_argument(
+        "--import",
+        dest="import_file",
+        type=lambda path: Path(path).resolve(),
+        help="instead: import this CSV through the page (served as `make serve`"
+        " serves) while readers and editors work; GET /movies p95 must stay under"
+        f" {IMPORT_P95_MS:g} ms and busy writers get 503, never another 5xx",
+    )
+    parser.add_argument("--import-table", default="ratings")
+    parser.add_argument(
+        "--import-db",
+        type=lambda path: Path(path).resolve(),
+        help="SQLite: start from a copy of this database (else seed synthetic data)",
+    )
+    parser.add_argument("--seed-movies", type=int, default=100_000)
+    parser.add_argument("--seed-ratings", type=int, default=1_000_000)
+    parser.add_argument("--readers", type=int, default=4)
+    parser.add_argument(
+        "--read-pause",
+        type=float,
+        default=0.1,
+        help="seconds each reader waits between requests (0: back to back)",
+    )
+    parser.add_argument("--editors", type=int, default=1)
+    parser.add_argument(
+        "--quiet-seconds",
+        type=float,
+        default=5.0,
+        help="reading and editing before and after the import",
     )
     parser.add_argument(
         "--pg-url",

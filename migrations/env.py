@@ -25,9 +25,10 @@ config.set_main_option(
 
 # What migrations create that the models cannot declare, so autogenerate must not
 # offer to drop it: SQLite FTS5 search tables (and the shadow tables FTS5 keeps
-# beside each) and PostgreSQL's trigram indexes (ix_<table>_<column>_trgm).
+# beside each, and the term list <index>_terms of revision 0015) and PostgreSQL's
+# trigram indexes (ix_<table>_<column>_trgm).
 SEARCH_TABLES = {r.search_index for r in RESOURCES.values() if r.search_index}
-FTS5_SHADOWS = ("_data", "_idx", "_config", "_docsize", "_content")
+FTS5_SHADOWS = ("_data", "_idx", "_config", "_docsize", "_content", "_terms")
 
 # Expression indexes (lower(name), ...) are declared on the models but SQLite's
 # reflection cannot read them back; autogenerate then warns for each and skips it.

@@ -107,3 +107,45 @@ def test_downgrade_to_base_leaves_nothing_behind(empty_app: Flask) -> None:
         assert leftovers() == set()
         upgrade()  # and the way back up still works
         check()
+
+
+def test_stale_postgresql_counters_are_dropped(empty_app: Flask) -> None:
+    if not TEST_DATABASE_URL:
+        pytest.skip("PostgreSQL only: the stale counters were never made on SQLite")
+    with empty_app.app_context():
+        upgrade(revision="0015_ratings_search_index")
+        with db.engine.begin() as conn:
+            # What the first 0006 made, as a database migrated back then has it.
+            for name, body in STALE_PG_FUNCTIONS.items():
+                conn.exec_driver_sql(
+                    f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql"
+                    f" AS $$ BEGIN {body} RETURN NULL; END $$"
+                )
+            for table in ("movies", "ratings"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER row_counts_{table}_insert AFTER INSERT ON {table}"
+                    " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT"
+                    " EXECUTE FUNCTION row_counts_inserted()"
+                )
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER row_counts_{table}_delete AFTER DELETE ON {table}"
+                    " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT"
+                    " EXECUTE FUNCTION row_counts_deleted()"
+                )
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER row_counts_{table}_truncate AFTER TRUNCATE"
+                    f" ON {table} FOR EACH STATEMENT"
+                    " EXECUTE FUNCTION row_counts_truncated()"
+                )
+                conn.exec_driver_sql(
+                    f"INSERT INTO row_counts (table_name, n) VALUES ('{table}', 0)"
+                )
+        assert {"function row_counts_inserted", "trigger row_counts_movies_insert"} <= (
+            leftovers()
+        )
+        upgrade()
+        stale = {x for x in leftovers() if "row_counts_" in x}
+        assert stale == set()
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM row_counts").scalar() == 0
+        check()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import Flask, url_for
 
+from app.resources import TABLES
 from app.views.rows import RowUrls
-from app.views.tables import TABLES
 
 
 @pytest.mark.parametrize("nested", [False, True])
@@ -33,7 +33,7 @@ def test_row_urls_equal_url_for(app: Flask, name: str, nested: bool) -> None:
             if not nested:
                 for child in table.children:
                     assert urls.child(row_id, child) == url_for(
-                        f"{name}.{child}", row_id=row_id
+                        f"{name}.children", row_id=row_id, child=child
                     )
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 from flask import Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
-from app.views import common, csv_io, errors, tables
+from app.views import auth, common, csv_io, errors, health, jinja, tables
 
 
 def init_app(app: Flask) -> None:
-    """Register every table's blueprint, the error handlers and the home redirect."""
+    """Register the sign-in pages, every table's routes, the CSV pages and errors."""
     common.init_app(app)
+    jinja.init_app(app)
+    app.register_blueprint(auth.bp)
     tables.init_app(app)
     app.register_blueprint(csv_io.bp)
+    app.register_blueprint(health.bp)
     errors.init_app(app)
 
     @app.get("/")

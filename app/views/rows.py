@@ -26,15 +26,13 @@ The DOM contract static/js/app.js relies on (issue 10):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import current_app, request, url_for
 from markupsafe import Markup, escape
 
 from app.crud import Field, Filter, Integer, Number
-
-if TYPE_CHECKING:
-    from app.views.tables import Table
+from app.ui import Table
 
 # ---------------------------------------------------------------- formatting
 
@@ -129,7 +127,7 @@ class RowUrls:
         self._row = parts("row", **args)
         self._update = parts("update", **args)
         children = table.children if not nested else ()
-        self._children = {child: parts(child) for child in children}
+        self._children = {child: parts("children", child=child) for child in children}
         self._edit = parts("edit", next=back)
         self._delete_form = parts("delete_form", **args)
         self._delete = parts("delete", **args)
@@ -145,7 +143,7 @@ class RowUrls:
         return f"{a}{row_id}{b}"
 
     def child(self, row_id: int, child: str) -> str:
-        """url_for("<table>.<child>", row_id=row_id)."""
+        """url_for("<table>.children", row_id=row_id, child=child)."""
         a, b = self._children[child]
         return f"{a}{row_id}{b}"
 

@@ -1,5 +1,6 @@
 // The "Import CSV" page: upload progress, a size check before sending, and showing
-// the 413 and 507 messages that htmx would otherwise drop as errors.
+// the 413, 503 and 507 messages that htmx would otherwise drop as errors. (The
+// progress of the check and of the import is the server's fragment, polling.)
 "use strict";
 
 (() => {
@@ -41,10 +42,13 @@
     progress.hidden = true;
   });
 
-  // htmx swaps 2xx, 409 and 422 by configuration; the import's 413 (too large)
-  // and 507 (no room to store it) carry a message too, so show it in place.
-  form.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.xhr.status === 413 || event.detail.xhr.status === 507) {
+  // htmx swaps 2xx, 409 and 422 by configuration; the import's 413 (too large),
+  // 507 (no room to store it) and 503 (another import is writing: the preview with
+  // that note) carry a message too, so show it in place. Listened for on the page:
+  // the Import button's form comes and goes with each preview.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.target !== result) return;
+    if ([413, 503, 507].includes(event.detail.xhr.status)) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }
