@@ -32,7 +32,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app import ROOT, create_app, csvio
 from app.crud import Conflict, CrudService, ListQuery, ValidationError, WriteBusy
-from app.htmx import is_htmx, is_partial
+from app.htmx import is_htmx, is_partial, push_url
 from app.resources import RESOURCES
 from app.security import body_limit
 from app.views.common import service
@@ -364,8 +364,7 @@ def _shown_at(token: str, state: dict[str, Any], status: int = 200) -> Any:
     if not is_htmx(request):
         return redirect(url_for(".show", token=token), 303)
     response = current_app.make_response(_render_state(token, state, status=status))
-    response.headers["HX-Push-Url"] = url_for(".show", token=token)
-    return response
+    return push_url(response, url_for(".show", token=token))
 
 
 def _check_in_a_job(token: str, name: str, filename: str) -> Any:

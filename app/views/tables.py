@@ -248,14 +248,21 @@ def create(table: Table) -> Response:
 
 @bp.get("/<int:row_id>/<child:child>")
 def children(table: Table, row_id: int, child: Table) -> Response:
-    """Render the row listing a parent's children (a movie's ratings)."""
+    """Render the row listing a parent's children (a movie's ratings).
+
+    A row is no page: opened as one (a copied link, a new tab) it sends the
+    reader to the children's own table, filtered to this parent.
+    """
     parent = table_service(table).get(row_id)
+    listed = child_list(child, parent.id)
+    if not is_partial(request):
+        return redirect(listed["all_url"], 303)
     return render(
         child,
         "partials/table_children.html",
         parent_table=table,
         parent=parent,
-        **child_list(child, parent.id),
+        **listed,
     )
 
 
