@@ -10,6 +10,16 @@ from flask import Flask
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _shipped(name: str) -> str:
+    """Where templates/, static/ or migrations/ are: in the package, or the checkout.
+
+    A wheel carries them inside the package (pyproject.toml); a checkout, and an
+    editable install of it, keeps them at its top.
+    """
+    inside = Path(__file__).resolve().parent / name
+    return str(inside if inside.is_dir() else ROOT / name)
+
+
 def create_app(
     test_config: dict[str, Any] | None = None, instance_path: str | None = None
 ) -> Flask:
@@ -18,8 +28,8 @@ def create_app(
         __name__,
         instance_path=instance_path,
         instance_relative_config=True,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=_shipped("templates"),
+        static_folder=_shipped("static"),
     )
 
     from app import accounts, cli, compression, htmx, security, views
@@ -30,7 +40,7 @@ def create_app(
     # First: after-request hooks run in reverse, so compression sees the final body.
     compression.init_app(app)
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    migrate.init_app(app, db, directory=_shipped("migrations"))
     htmx.init_app(app)
     security.init_app(app)
     accounts.init_app(app)
