@@ -71,20 +71,19 @@ def flask(args: list[str], env: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def serve(tmp: Path, env: dict[str, str], database_url: str) -> Iterator[Server]:
-    """Run gunicorn (2 workers) on a free port with this environment."""
+def serve(
+    tmp: Path,
+    env: dict[str, str],
+    database_url: str,
+    options: tuple[str, ...] = ("--workers", "2"),
+    app: str = "app:create_app()",
+) -> Iterator[Server]:
+    """Run gunicorn (by default 2 workers) on a free port with this environment."""
     port = free_port()
     log = open(tmp / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "--no-control-socket",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "app:create_app()",
-        ],
+        [str(BIN / "gunicorn"), "--no-control-socket", *options]
+        + ["--bind", f"127.0.0.1:{port}", app],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -96,7 +95,7 @@ def serve(tmp: Path, env: dict[str, str], database_url: str) -> Iterator[Server]
         yield Server(url, database_url)
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=30)
         log.close()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ from app import create_app
 from app.crud import CrudService
 from app.db import db
 from app.resources import MOVIES
-from e2e.conftest import BIN, ROOT, Server, flask, free_port, wait_until_up
+from e2e.conftest import Server, flask, serve
 from e2e.live import cell, movie, movie_id, saved, show_movie, slow_network
 
 ROWS = 30_000  # about 700 KB: over IMPORT_INLINE_BYTES, so a job does it
@@ -37,24 +36,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "e2e-secret"}
     flask(["db", "upgrade"], env)
     flask(["seed"], env)
-    port = free_port()
     app = f"app:create_app(instance_path={str(tmp / 'instance')!r})"
-    with open(tmp / "gunicorn.log", "wb") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--config", "app/gunicorn_conf.py"]
-            + ["--no-control-socket", "--bind", f"127.0.0.1:{port}", app],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(url, proc)
-            yield Server(url, database_url)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    options = ("--config", "app/gunicorn_conf.py")
+    with serve(tmp, env, database_url, options, app) as running:
+        yield running
 
 
 def ratings_file(server: Server) -> bytes:

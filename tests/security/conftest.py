@@ -103,6 +103,20 @@ def snapshot(app: Flask) -> dict[str, list[tuple]]:
         return out
 
 
+def request_headers(
+    real: str, token: str | None, htmx: bool, headers: dict[str, str] | None
+) -> dict[str, str]:
+    """Headers of a visitor's request; token is "valid", None (missing) or a value."""
+    sent = dict(headers or {})
+    if token == "valid":
+        sent["X-CSRFToken"] = real
+    elif token is not None:
+        sent["X-CSRFToken"] = token
+    if htmx:
+        sent["HX-Request"] = "true"
+    return sent
+
+
 class Visitor:
     """A browser-like client: keeps cookies, knows its CSRF token, can sign in."""
 
@@ -139,14 +153,8 @@ class Visitor:
         **kwargs: Any,
     ) -> TestResponse:
         """Send a request; token is "valid", None (missing) or a literal value."""
-        sent = dict(headers or {})
-        real = self.token()  # the session holds a token, as after any page view
-        if token == "valid":
-            sent["X-CSRFToken"] = real
-        elif token is not None:
-            sent["X-CSRFToken"] = token
-        if htmx:
-            sent["HX-Request"] = "true"
+        # The session holds a token, as after any page view.
+        sent = request_headers(self.token(), token, htmx, headers)
         return self.client.open(url, method=method, headers=sent, **kwargs)
 
 

@@ -54,7 +54,13 @@ from tests.conftest import (
     shared_extension,
 )
 from tests.live_html import parse
-from tests.security.conftest import CSRF_META, PASSWORD, multipart, snapshot
+from tests.security.conftest import (
+    CSRF_META,
+    PASSWORD,
+    multipart,
+    request_headers,
+    snapshot,
+)
 from tests.security.safe_html import assert_safe_html
 from tests.security.test_corpus import MB, REFUSALS, Case, seed
 from tests.security.test_hosts_and_logs import REBOUND
@@ -248,14 +254,8 @@ class Browser:
         headers: dict[str, str] | None = None,
     ) -> Reply:
         """Send a form or an upload; token is "valid", None (missing) or a value."""
-        sent = dict(headers or {})
-        real = self.token()  # the session holds a token, as after any page view
-        if token == "valid":
-            sent["X-CSRFToken"] = real
-        elif token is not None:
-            sent["X-CSRFToken"] = token
-        if htmx:
-            sent["HX-Request"] = "true"
+        # The session holds a token, as after any page view.
+        sent = request_headers(self.token(), token, htmx, headers)
         body = None
         if upload is not None:
             encoded = multipart(upload[1], upload[0], resource="movies")
