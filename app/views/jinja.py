@@ -7,8 +7,10 @@ from flask import Flask
 from app.crud import Field, Filter, Number
 from app.views.forms import format_input
 from app.views.rows import (
-    editor_cell,
+    child_row,
+    dom,
     editor_templates,
+    empty_row,
     input_mode,
     is_numeric,
     summary_value,
@@ -35,7 +37,11 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(thousands, "thousands")
     app.add_template_filter(step, "step")
     app.add_template_test(is_numeric, "numeric")
+    # Every <tr> and <td> of a grid's body is drawn by app/views/rows.py, and
+    # the ids and classes app.js relies on come from `dom` (the DOM contract).
+    app.jinja_env.globals["dom"] = dom
     app.add_template_global(table_rows, "table_rows")
+    app.add_template_global(empty_row, "empty_row")
+    app.add_template_global(child_row, "child_row")
     app.add_template_global(summary_value, "summary_value")
-    app.add_template_global(editor_cell, "editor_cell")
     app.add_template_global(editor_templates, "editor_templates")

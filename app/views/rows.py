@@ -1,26 +1,96 @@
-"""Display rows, rendered in Python: the one loop every table page runs 50 times.
+"""Every <tr> and <td> of a grid's body, drawn in Python, and the DOM contract.
 
-Everything else a page shows lives in templates. The rows do not: drawn by Jinja
-(a macro and about 45 escaped expressions a row) fifty of them took 2.6-3 ms, more
-than the query behind them; this module draws the same HTML in ~0.9 ms (issue 5,
-W2/W3; measured on bench data). Templates call it through `table_rows` and
-`summary_value`, so a page, a fragment and a single re-rendered row all come from
-here, and so does every cell editor (`editor_cell`, `editor_templates`).
+This module is the one renderer of a grid's body: display rows (`table_rows`, the
+loop every page runs 50 times), the cell editor (`editor_form`, `editor_cell`,
+`editor_templates`), the conflict choice (`conflict_cell`), summaries
+(`summary_value`), the empty-table row (`empty_row`) and the row a parent opens
+(`child_row`). Templates call them as globals (app/views/jinja.py) and draw no
+<td> of their own; ids and class names come from `Dom`. Drawn by Jinja (a macro
+and about 45 escaped expressions a row) fifty rows took 2.6-3 ms, more than the
+query behind them; here about a third of that (bench workloads W2/W3).
 
-The DOM contract static/js/app.js relies on (issue 10):
-- `table[data-grid]`: a keyboard grid. Its `<template data-editor="<field>">` hold
-  one editor per editable column (and `<template data-none>` the empty-value mark);
-  app.js clones them into a cell, so opening an editor needs no request.
-- `tr.data-row#<singular>-<id>`: `data-version` (the row version a save carries),
-  `data-update-url` (where a save is sent, PATCH) and `data-row-url` (GET: the row
-  again, to take the stored values).
-- `td[data-field]#<singular>-<id>-<field>`: a value cell; `.editable` when it can
-  be edited inline, `.editing` while it holds a `form.cell-editor`. A cell's value
-  is its text, or "" when it holds the `.none` mark.
+The DOM contract: what static/js/app.js (and import.js) read and write. A name
+app.js uses must be written down here (tests/test_dom_contract.py checks).
+
+Grid (templates/partials/table_macros.html; `Dom.region_id`)
+- `.table-region#<singular>-table`: what filtering, sorting and paging swap;
+  app.js marks it `aria-busy` while a slow view loads, remembers its id to put
+  the focus back, and reads `.table-toolbar > .row-count` and `.not-applied`
+  into `#live-status` (the page's polite status line) after a swap.
+- `table[data-grid]`: a keyboard grid (also `.nested-grid`, under a parent row).
+  Its direct `<template data-editor="<field>">` hold one editor per editable
+  column and `<template data-none>` the empty-value mark: app.js clones them
+  into a cell, so opening an editor needs no request.
+- `.pager a[rel=next|prev][href]`: PageDown/PageUp click them (keeping the column).
+- `a.sort-link[data-shift-href]`: Shift+click sorts by this column as well
+  (`data-shift-href`, sent to the link's `hx-target`).
+- `details.grid-keys > summary`: the keys, opened by "?" in the grid.
+
+Rows (`table_rows`; `Dom.row_id`)
+- `tr.data-row#<singular>-<id>`, its attributes in this order, id first (after
+  an undo app.js finds the restored row by `<tr id="…" class="data-row` in the
+  response text): `data-version` (the row version a save carries),
+  `data-row-url` (GET: the row again) and `data-update-url` (PATCH: a save).
+  `.is-new`: just added. app.js adds `.is-gone` and `aria-disabled` to a row
+  deleted elsewhere and takes out its buttons, links and forms.
+- `tr.empty-row`: the one "No … match" row, shown by CSS when no data row is.
+- `td.toggle > button.toggle-button[data-expand-url][data-controls]`: GET
+  `data-expand-url` puts the child row after this one; `data-controls` is that
+  row's id (`Dom.child_row_id`); app.js keeps `aria-expanded`/`aria-controls`
+  in step and sets `data-loading` while it loads.
+- `tr.child-row#<singular>-<id>-<child>[data-child-of=<row id>]`: removed when
+  the row it belongs to goes.
+- `td.summary > span.summary-value#<row id>-<summary>-summary`, swapped out of
+  band after a child write; `td.actions` holds `form.delete-form` (hx-delete,
+  target the row).
+- Every `<td>` of a data row has `tabindex`: -1, or 0 for the grid's one tab
+  stop (app.js moves it); app.js sets controls inside cells to -1 too.
+
+Cells (`Dom.cell_id`, `Dom.cell_class`)
+- `td.cell[data-field=<field>]#<row id>-<field>`: a value cell (app.js builds the
+  id the same way from the row's). `.num`: a number; `.editable`: edited inline;
+  `.editing` while it holds a `form.cell-editor` (app.js adds and removes it);
+  `.conflict` while it holds a `form.cell-conflict`. app.js sets `aria-busy`
+  while a save of the cell is unanswered. A cell's value is its text, or "" when
+  it holds the `.none` mark.
 - `form.cell-editor`: one `input[name=<field>]` whose `data-original` is the value
-  the editor started from (sent as `original.<field>`, for the field-level merge),
-  a `p.field-error` (hidden when empty) and `.editor-actions` Save/Cancel buttons
-  (shown on touch screens).
+  the editor started from (sent as `original.<field>`, for the field-level
+  merge; app.js sets `data-done` once it is committed), a `.field-error` (hidden
+  when empty; its id `<cell id>-error`, `Dom.error_id`) and `.editor-actions`
+  with `.editor-save` and `.editor-cancel` (shown on touch screens).
+- `form.cell-conflict[data-field][data-original]`: a save refused because the
+  value changed meanwhile; its `input[name]` holds what was typed and
+  `data-original` the stored value; submitting it ("Keep mine") goes through
+  the row's save queue; its `button[data-take-theirs]` (also Escape) GETs the row.
+- A response app.js swaps into a row keeps cells marked `hx-preserve` (app.js
+  marks those the person is still working in).
+
+Filters (table_macros.html `filter_form`; `Dom.filter_input_id`)
+- `form.filters`: its typing bursts replace one history entry.
+- `.filter-error[data-for=<input id>]#<input id>-error`: app.js marks the input
+  `aria-invalid` and described by the slot while the slot has text.
+
+Messages (templates/partials/table_toast.html, the one toast markup)
+- `#toasts`: where toasts go. `.toast` (`.toast-error`: stays until dismissed),
+  `data-timeout` (ms until a success goes; app.js sets `data-armed`),
+  `.toast-text`, `[data-dismiss]` (its close button), `.undo-button`.
+- `template#toast-template` (base.html): the same markup with no text, which app.js
+  clones for a failure no server fragment describes, sets `data-key` on (one
+  toast per key) and shows its `.toast-retry` or `.toast-sign-in` in.
+- `.error-message[data-reason=csrf|sign-in]`: an error response's words
+  (templates/partials/error_message.html); app.js reads them into a toast.
+
+Page (templates/base.html)
+- `html.no-js`, which app.js turns into `.js` (`.js-only`, `.no-js-only` in CSS);
+  `meta[name=csrf-token]` and `meta[name=csrf-token-url]` (a fresh token is put
+  there and into every `input[name=csrf_token]`). app.js sets
+  `data-csrf-retried` on an element whose request it sent again with a fresh token.
+
+Import (static/js/import.js; templates/import.html and partials/import_form.html)
+- `#import-form[data-max-bytes]` with its `input[type=file]` and
+  `progress#import-progress`; `#import-result` takes the answers, and a copy
+  of `template#import-message` (partials/import_error.html, blank) the size
+  check's, its reason in `.error-detail`.
 """
 
 from __future__ import annotations
@@ -59,20 +129,69 @@ def format_stats(stats: tuple[int, float | None], name: str) -> str:
     return f"{average:.1f} · {count:,}"
 
 
-def summary_value(
-    table: Table,
-    row_id: int,
-    name: str,
-    stats: tuple[int, float | None],
-    oob: bool = False,
-) -> Markup:
-    """A row's summary ("7.4 · 12"), also swapped out of band after a child write."""
-    css = "summary-value" if stats[0] else "summary-value none"
-    swap = ' hx-swap-oob="true"' if oob else ""
-    return Markup(
-        f'<span id="{table.singular}-{row_id}-{name}-summary" class="{css}"{swap}>'
-        f"{escape(format_stats(stats, name))}</span>"
-    )
+# ---------------------------------------------------------------- the contract's names
+
+
+class Dom:
+    """The ids and class names of the DOM contract above, made in one place.
+
+    The renderers here and the templates (as `dom`) take them from this class;
+    app.js cannot import them, so it builds ids the same documented way (a
+    cell's id from its row's) and tests/test_dom_contract.py checks both sides.
+    """
+
+    @staticmethod
+    def region_id(table: Table) -> str:
+        """The id of a table's region (what filtering, sorting and paging swap)."""
+        return f"{table.singular}-table"
+
+    @staticmethod
+    def row_id(table: Table, row_id: int) -> str:
+        """The id of a data row's <tr>: "movie-7"."""
+        return f"{table.singular}-{row_id}"
+
+    @staticmethod
+    def cell_id(table: Table, row_id: int, field: str) -> str:
+        """The id of a value cell: its row's id and the field, "movie-7-name"."""
+        return f"{table.singular}-{row_id}-{field}"
+
+    @staticmethod
+    def error_id(cell_id: str) -> str:
+        """The id of the message a cell's editor shows."""
+        return f"{cell_id}-error"
+
+    @staticmethod
+    def summary_id(table: Table, row_id: int, name: str) -> str:
+        """The id of a row's summary figure (swapped out of band)."""
+        return f"{table.singular}-{row_id}-{name}-summary"
+
+    @staticmethod
+    def child_row_id(table: Table, row_id: int, child: str) -> str:
+        """The id of the row a parent row opens to list its `child` rows."""
+        return f"{table.singular}-{row_id}-{child}"
+
+    @staticmethod
+    def filter_input_id(table: Table, param: str) -> str:
+        """The id of a filter form input (its message slot is `data-for` it)."""
+        return f"{table.singular}-filter-{param}"
+
+    @staticmethod
+    def cell_class(field: Field, editable: bool, state: str = "") -> str:
+        """A value cell's classes; `state` is "editing" or "conflict" or ""."""
+        return (
+            "cell"
+            + (" num" if is_numeric(field) else "")
+            + (" editable" if editable else "")
+            + (f" {state}" if state else "")
+        )
+
+    @staticmethod
+    def row_class(new: bool = False) -> str:
+        """A data row's classes (`is-new`: just added or restored)."""
+        return "data-row is-new" if new else "data-row"
+
+
+dom = Dom()
 
 
 # ---------------------------------------------------------------- row URLs
@@ -198,32 +317,31 @@ def table_rows(
     nested: bool = False,
     back: str | None = None,
     new: bool = False,
-    replace: Mapping[str, str] | None = None,
+    editing: Mapping[str, Any] | None = None,
 ) -> Markup:
-    """The <tr> of each item, for display; `replace` puts given cells in by field.
+    """The <tr> of each item: a page's body, a saved row, a new one.
+
+    `editing` turns one cell of a single row into its editor ({field, mode:
+    "edit", value, error}: a refused save) or its conflict choice ({field, mode:
+    "conflict", value}).
 
     Every value that came from the database or the request is escaped here; the
     URLs are escaped too (they carry `next`, which holds the page's query string),
     part by part, once per call (RowUrls, html=True).
     """
     urls = _row_urls(table, nested, back)
-    prefix = f"{table.singular}-"
     toggles = table.children if not nested else ()
     shown = [
-        (
-            field.name,
-            field,
-            "cell"
-            + (" num" if is_numeric(field) else "")
-            + (" editable" if editable else ""),
-            editable,
-        )
+        (field.name, field, Dom.cell_class(field, editable))
         for field in table.fields(nested)
         for editable in [can_write and table.editable(field.name)]
     ]
     row_summaries = () if nested else table.resource.summaries
-    new_class = " is-new" if new else ""
-    swapped = replace or {}
+    row_class = Dom.row_class(new)
+    swapped: dict[str, str] = {}
+    if editing:
+        items = list(items)
+        swapped[editing["field"]] = _editing_cell(table, items[0], editing, urls)
     if can_write:
         note = f" Its {' and '.join(table.children)} go with it." if toggles else ""
         hidden = f'<input type="hidden" name="csrf_token" value="{escape(csrf)}">'
@@ -232,10 +350,10 @@ def table_rows(
     rows: list[str] = []
     for item in items:
         row_id = item.id
-        p = f"{prefix}{row_id}"
+        p = Dom.row_id(table, row_id)
         title = escape(table.title(item))
         out = [
-            f'<tr id="{p}" class="data-row{new_class}" data-version="{item.version}"'
+            f'<tr id="{p}" class="{row_class}" data-version="{item.version}"'
             f' data-row-url="{urls.row(row_id)}"'
             f' data-update-url="{urls.update(row_id)}">'
         ]
@@ -245,18 +363,20 @@ def table_rows(
                 out.append(
                     '<button type="button" class="toggle-button" aria-expanded="false"'
                     f' data-expand-url="{urls.child(row_id, child)}"'
+                    # f"{p}-{child}" is Dom.child_row_id, inlined.
                     f' data-controls="{p}-{child}">'
                     '<span class="chevron" aria-hidden="true"></span>'
                     f'<span class="visually-hidden">Show {child} for {title}</span>'
                     "</button>"
                 )
             out.append("</td>")
-        for name, field, css, _editable in shown:
+        for name, field, css in shown:
             if name in swapped:
                 out.append(swapped[name])
                 continue
             value = getattr(item, name)
             text = _NONE if value is None else escape(format_cell(value, field))
+            # f"{p}-{name}" is Dom.cell_id, inlined: this runs for every cell.
             out.append(
                 f'<td id="{p}-{name}" class="{css}" data-field="{name}"'
                 f' tabindex="-1">{text}</td>'
@@ -282,6 +402,50 @@ def table_rows(
         out.append("</tr>")
         rows.append("".join(out))
     return Markup("\n".join(rows))
+
+
+def summary_value(
+    table: Table,
+    row_id: int,
+    name: str,
+    stats: tuple[int, float | None],
+    oob: bool = False,
+) -> Markup:
+    """A row's summary ("7.4 · 12"), also swapped out of band after a child write."""
+    css = "summary-value" if stats[0] else "summary-value none"
+    swap = ' hx-swap-oob="true"' if oob else ""
+    return Markup(
+        f'<span id="{Dom.summary_id(table, row_id, name)}" class="{css}"{swap}>'
+        f"{escape(format_stats(stats, name))}</span>"
+    )
+
+
+def empty_row(table: Table, can_write: bool, nested: bool = False) -> Markup:
+    """The row a grid's body shows when it has no data row (CSS hides it otherwise)."""
+    width = table.width(can_write, nested=nested)
+    text = f"No {table.name} yet." if nested else f"No {table.name} match this view."
+    return Markup(
+        f'<tr class="empty-row"><td colspan="{width}">{escape(text)}</td></tr>'
+    )
+
+
+def child_row(
+    parent_table: Table, parent: Any, table: Table, content: str, can_write: bool
+) -> Markup:
+    """The row under a parent row that lists its `table` rows (a movie's ratings).
+
+    `content` is the nested grid and its add form, already rendered
+    (templates/partials/table_children.html).
+    """
+    parent_id = Dom.row_id(parent_table, parent.id)
+    row_id = Dom.child_row_id(parent_table, parent.id, table.name)
+    return Markup(
+        f'<tr id="{row_id}" class="child-row" data-child-of="{parent_id}">\n'
+        f'  <td colspan="{parent_table.width(can_write)}">\n'
+        f"    {content}\n"
+        "  </td>\n"
+        "</tr>"
+    )
 
 
 # ---------------------------------------------------------------- editors
@@ -333,14 +497,57 @@ def editor_cell(
     table: Table, item: Any, field: Field, value: str, error: str | None
 ) -> Markup:
     """A cell holding its editor: a save the server refused, with the message."""
-    cell_id = f"{table.singular}-{item.id}-{field.name}"
-    css = "cell" + (" num" if is_numeric(field) else "") + " editable editing"
+    cell_id = Dom.cell_id(table, item.id, field.name)
+    css = Dom.cell_class(field, True, "editing")
     original = format_cell(getattr(item, field.name), field)
-    form = editor_form(field, value, original, error, f"{cell_id}-error")
+    form = editor_form(field, value, original, error, Dom.error_id(cell_id))
     return Markup(
         f'<td id="{cell_id}" class="{css}" data-field="{field.name}"'
         f' tabindex="-1">{form}</td>'
     )
+
+
+def conflict_cell(
+    table: Table, item: Any, field: Field, yours: str, take_theirs: str
+) -> Markup:
+    """A cell whose save found the value changed meanwhile: both values, a choice.
+
+    "Keep mine" submits the form, which app.js sends through the row's save
+    queue from the stored value (`data-original`); "Take theirs" GETs
+    `take_theirs` (the row's URL, escaped) in place of the row.
+    """
+    name = field.name
+    stored = escape(format_cell(getattr(item, name), field))
+    typed = escape(yours)
+    # The whitespace is the Jinja macro's that drew this before: responses unchanged.
+    return Markup(
+        f'<td id="{Dom.cell_id(table, item.id, name)}"'
+        f' class="{Dom.cell_class(field, True, "conflict")}" data-field="{name}"'
+        ' tabindex="-1">\n'
+        f'  <form class="cell-conflict" data-field="{name}" data-original="{stored}">\n'
+        f'    <input type="hidden" name="{name}" value="{typed}">\n'
+        '    <p class="conflict-message" role="alert">\n'
+        f"      Someone else changed this {escape(field.label.lower())} meanwhile.\n"
+        f'      Stored now: <strong class="theirs">{stored or "(empty)"}</strong>.\n'
+        f'      You typed: <strong class="mine">{typed or "(empty)"}</strong>.\n'
+        "    </p>\n"
+        '    <button type="submit">Keep mine</button>\n'
+        '    <button type="button" class="secondary" data-take-theirs\n'
+        f'            hx-get="{take_theirs}"\n'
+        '            hx-target="closest tr" hx-swap="outerHTML">Take theirs</button>\n'
+        "  </form>\n"
+        "</td>"
+    )
+
+
+def _editing_cell(
+    table: Table, item: Any, editing: Mapping[str, Any], urls: RowUrls
+) -> str:
+    """The cell `editing` names, as its editor or its conflict choice."""
+    field = table.resource.field(editing["field"])
+    if editing["mode"] == "conflict":
+        return conflict_cell(table, item, field, editing["value"], urls.row(item.id))
+    return editor_cell(table, item, field, editing["value"], editing.get("error"))
 
 
 def editor_templates(table: Table, nested: bool = False) -> Markup:

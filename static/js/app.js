@@ -2,7 +2,10 @@
 // keys and in-page cell editors, the per-row save queue, expandable rows,
 // shift-click sorting, live-search history and messages. The server renders all
 // markup: editors are cloned from the <template>s it puts in every grid, messages
-// from #toast-template. The DOM contract is written down in app/views/rows.py.
+// from #toast-template (the toast partial's own markup); this file only sets text
+// and attributes, and parses the server's responses (keepRow, preserveLive). The
+// DOM contract (every id, class and data-* attribute used here) is written down
+// in app/views/rows.py; tests/test_dom_contract.py holds both to it.
 // No eval, no inline styles (the CSP forbids both).
 "use strict";
 

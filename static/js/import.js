@@ -9,11 +9,11 @@
   const progress = document.getElementById("import-progress");
   const result = document.getElementById("import-result");
 
+  // The server's "cannot be imported" message (#import-message), with our reason.
   const say = (text) => {
-    const box = document.createElement("div");
-    box.className = "error-message";
-    box.setAttribute("role", "alert");
-    box.textContent = text;
+    const blank = document.getElementById("import-message").content.firstElementChild;
+    const box = blank.cloneNode(true);
+    box.querySelector(".error-detail").textContent = text;
     result.replaceChildren(box);
   };
 
