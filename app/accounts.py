@@ -223,14 +223,14 @@ def delete_command(name: str) -> None:
         click.echo("No users left: anyone can write again.")
 
 
-def _signed_in_values() -> dict[str, dict[str, str]]:
-    """Form defaults from the signed-in user: a new rating's author is their name."""
+def signed_in_name() -> str | None:
+    """The signed-in person's name, or None (signed out, accounts off)."""
     try:
         if current_user.is_authenticated:
-            return {"signed_in_values": {"author": current_user.name}}
+            return str(current_user.name)
     except SQLAlchemyError:
-        pass  # an error page while the database is down: no defaults
-    return {"signed_in_values": {}}
+        pass  # an error page while the database is down: nobody
+    return None
 
 
 def init_app(app: Flask) -> None:
@@ -238,5 +238,4 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     signin_limits.init_app(app)
-    app.context_processor(_signed_in_values)
     app.cli.add_command(users_cli)

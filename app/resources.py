@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.accounts import signed_in_name
 from app.crud import (
     Child,
     Field,
@@ -93,12 +94,20 @@ MOVIE_TABLE = Table(
     children=("ratings",),
 )
 
+
+def _signed_in_author() -> dict[str, str]:
+    """A new rating's author: the signed-in person's name."""
+    name = signed_in_name()
+    return {"author": name} if name else {}
+
+
 RATING_TABLE = Table(
     RATINGS,
     columns=("movie_name", "rating", "author"),
     title=lambda rating: f"rating {rating.rating} by {rating.author}",
     filters=("author", "movie", "min_rating"),
     nesting=Nesting("movies", "movie_id", hidden=("movie_name",)),
+    form_defaults=_signed_in_author,
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (MOVIE_TABLE, RATING_TABLE)}

@@ -6,7 +6,7 @@ and templates read these, so nothing under app/views names a table or a field.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,8 @@ class Table:
     add_form: bool = False  # show the "Add ..." form above the table
     nesting: Nesting | None = None
     children: tuple[str, ...] = ()  # tables that expand under each row
+    # What a new row's add form starts with, asked per request (e.g. the author).
+    form_defaults: Callable[[], Mapping[str, str]] | None = None
 
     @property
     def name(self) -> str:

@@ -74,6 +74,7 @@ def add_form(
         "action": action,
         "fields": table.create_fields(nested),
         "label": f"Add {table.singular}",
+        "defaults": table.form_defaults() if table.form_defaults else {},
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from app.crud import Field, Filter, Number
+from app.resources import TABLES
 from app.views.forms import format_input
 from app.views.rows import (
     child_row,
@@ -43,5 +44,7 @@ def init_app(app: Flask) -> None:
     app.add_template_global(table_rows, "table_rows")
     app.add_template_global(empty_row, "empty_row")
     app.add_template_global(child_row, "child_row")
+    # The header's navigation: one link a declared table, in declaration order.
+    app.jinja_env.globals["tables"] = list(TABLES.values())
     app.add_template_global(summary_value, "summary_value")
     app.add_template_global(editor_templates, "editor_templates")
