@@ -442,16 +442,20 @@ def test_parse_query_round_trips_through_args(movies: CrudService) -> None:
     assert query.args(page=None)["sort"] == "-rating,name"
 
 
-def test_iter_rows_streams_exported_columns_in_query_order(
+def test_fetch_batches_streams_exported_columns_in_query_order(
     movies: CrudService, ratings: CrudService, sample: dict
 ) -> None:
-    rows = list(movies.iter_rows(movies.parse_query({"sort": "-rating"}), batch=1))
+    query = movies.parse_query({"sort": "-rating"})
+    columns = [getattr(Movie, name) for name in MOVIES.exported]
+    rows = [r for b in movies.fetch_batches(query, *columns, batch=1) for r in b]
     assert rows == [
         (sample["alien"], "Alien", "Ridley Scott", 8.5),
         (sample["blade"], "Blade Runner", "Ridley Scott", 8.1),
         (sample["cure"], "Cure", "Kiyoshi Kurosawa", None),
     ]
-    rows = list(ratings.iter_rows(ratings.parse_query({"movie": "blade"})))
+    query = ratings.parse_query({"movie": "blade"})
+    columns = [getattr(Rating, name) for name in RATINGS.exported]
+    rows = [r for b in ratings.fetch_batches(query, *columns) for r in b]
     assert rows == [(rows[0][0], 8, "Cy", sample["blade"], "Blade Runner")]
 
 

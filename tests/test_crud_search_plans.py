@@ -99,15 +99,16 @@ def test_common_words_walk_the_sort_index_rare_ones_do_not(movies: CrudService) 
     common = movies.parse_query({"q": "star", "sort": "-rating"})
     rare = movies.parse_query({"q": "zzq", "sort": "-rating"})
     deep = movies.parse_query({"q": "star", "sort": "-rating", "page": "4"})
-    assert movies._walk_sort_index(common, movies.count(common), 400) is sqlite
-    assert movies._walk_sort_index(rare, movies.count(rare), 400) is False
+    walk = movies.reader.walk_budget  # None: the matches are sorted instead
+    assert (walk(common, movies.count(common), 400) is not None) is sqlite
+    assert (walk(rare, movies.count(rare), 400) is not None) is False
     # Deep pages of a common word: the walk grows with the page, so it stops paying.
-    assert movies._walk_sort_index(deep, 10, 400) is False
+    assert (walk(deep, 10, 400) is not None) is False
     # Two letters are matched in the index too (migration 0015), one is not.
     pair = movies.parse_query({"q": "st", "sort": "-rating"})
-    assert movies._walk_sort_index(pair, 300, 400) is sqlite
+    assert (walk(pair, 300, 400) is not None) is sqlite
     single = movies.parse_query({"q": "s", "sort": "-rating"})
-    assert movies._walk_sort_index(single, 300, 400) is False
+    assert (walk(single, 300, 400) is not None) is False
 
 
 def test_summaries_are_read_from_a_covering_index(movies: CrudService) -> None:
@@ -190,7 +191,7 @@ def test_non_ascii_common_words_walk_with_the_index_match(app: Flask) -> None:
         assert page.total == 200
         want = expected(svc, "café", "-rating", None)
         assert [m.id for m in page.items] == want[:50]
-        walks = svc._walk_sort_index(query, page.total, page.grand_total)
+        walks = svc.reader.walk_budget(query, page.total, page.grand_total) is not None
         assert walks is (db.engine.dialect.name == "sqlite")
 
 
@@ -271,7 +272,7 @@ def test_counts_inside_a_write_are_not_cached(app: Flask) -> None:
         svc = fresh_service(app, counts)
         svc.bulk_insert({"name": f"Star {i}", "director": "D"} for i in range(5))
         svc = fresh_service(app, counts)
-        with pytest.raises(RuntimeError), svc._write():
+        with pytest.raises(RuntimeError), svc.transaction():
             svc.session.add(MOVIES.model(name="Star new", director="D"))
             svc.session.flush()
             assert svc.count(svc.parse_query({"q": "star"})) == 6

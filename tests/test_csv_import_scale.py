@@ -404,7 +404,7 @@ def test_a_big_load_on_sqlite_rebuilds_the_indexes_it_dropped(
     with app.app_context():
         if db.engine.dialect.name != "sqlite":
             pytest.skip("SQLite only: PostgreSQL keeps its indexes")
-    monkeypatch.setattr(crud, "_REBUILD_MIN", 10)
+    monkeypatch.setattr(crud.bulk, "_REBUILD_MIN", 10)
     schema = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'ratings' ORDER BY 1"
     with app.app_context():
         before = db.session.execute(sa.text(schema)).all()
@@ -454,7 +454,7 @@ def test_a_failed_load_leaves_the_indexes_as_they_were(
     with app.app_context():
         if db.engine.dialect.name != "sqlite":
             pytest.skip("SQLite only: PostgreSQL keeps its indexes")
-    monkeypatch.setattr(crud, "_REBUILD_MIN", 10)
+    monkeypatch.setattr(crud.bulk, "_REBUILD_MIN", 10)
     schema = "SELECT name, sql FROM sqlite_master ORDER BY name"
     with app.app_context():
         before = db.session.execute(sa.text(schema)).all()

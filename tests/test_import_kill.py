@@ -95,6 +95,13 @@ class Served:
             if b"job_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
         ]
 
+    def until_no_jobs(self) -> None:
+        """Wait for the jobs to end (one that has reported may still be exiting)."""
+        deadline = time.monotonic() + DEADLINE
+        while self.jobs():
+            assert time.monotonic() < deadline, f"jobs still running: {self.jobs()}"
+            time.sleep(0.01)
+
     def kill9(self) -> None:
         """SIGKILL the master, its workers and their jobs at once, as a crash would."""
         assert self.proc is not None
@@ -265,6 +272,7 @@ def test_kill_9_during_an_import_writes_nothing_and_the_upload_stays_importable(
     location = person.upload(ratings_file(database_url))
     page, _ = person.until(location)
     assert f'<th scope="row">New</th><td>{ROWS:,}</td>' in page
+    served.until_no_jobs()  # the check's job, done, may still be exiting
 
     # 1. The job alone is killed while it writes: the page notices at once.
     person.send("POST", location)

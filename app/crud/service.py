@@ -1,0 +1,342 @@
+"""CrudService[M]: the facade the views call, one per table and request.
+
+It wires the parts together and adds the rules that span them: a write is one
+transaction (tx), a stale edit may merge (validate.holds), a delete keeps a
+snapshot for undo (trash). Reading is delegated to select/plan/counts, imports
+to bulk and lookup.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Generic
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, scoped_session
+
+from app.crud.bulk import Bulk
+from app.crud.counts import CountCache, Counter
+from app.crud.dialect import Dialect, backend_of
+from app.crud.errors import Conflict, NotFound, StaleWrite
+from app.crud.fields import M, Resource, largest_id
+from app.crud.lookup import Lookups
+from app.crud.plan import Reader
+from app.crud.query import ListQuery, Page, parse_query
+from app.crud.select import Statements
+from app.crud.trash import Snapshots
+from app.crud.tx import write_transaction
+from app.crud.validate import holds, validate
+
+# Tries at a merged update() before it gives up with Conflict. A retry is needed
+# only after a write commits between our read and our UPDATE (PostgreSQL; SQLite's
+# writers take turns), so two editors of one row need two tries; three leave room
+# for a third without letting a busy row keep a request looping.
+MERGE_ATTEMPTS = 3
+
+
+class CrudService(Generic[M]):
+    """List, get, create, update, delete and export rows of one declared table.
+
+    It knows SQLAlchemy and the declarations in app.resources, and nothing of
+    Flask requests or HTML. Errors are typed (app.crud.errors) so views can map
+    them to 400/404/409/422/503. The parts it delegates to are built on first use.
+    """
+
+    def __init__(
+        self,
+        resource: Resource[M],
+        session: Session | scoped_session[Any],
+        page_size: int = 50,
+        max_page_size: int = 500,
+        counts: CountCache | None = None,
+        write_lock: AbstractContextManager[Any] | None = None,
+    ) -> None:
+        self.resource = resource
+        # Resolve a scoped session to the current one: the service lives for one
+        # request or command, and needs the real Session's transaction methods.
+        self.session: Session = (
+            session() if isinstance(session, scoped_session) else session
+        )
+        self.model: type[M] = resource.model
+        self.page_size = page_size
+        self.max_page_size = max_page_size
+        self.counts = counts
+        self.write_lock = write_lock
+
+    # ------------------------------------------------------------ the parts
+
+    @functools.cached_property
+    def backend(self) -> Dialect:
+        """What differs between the databases (app/crud/dialect.py)."""
+        return backend_of(self.session)
+
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name: "sqlite" or "postgresql"."""
+        return self.backend.name
+
+    @functools.cached_property
+    def statements(self) -> Statements:
+        """The one WHERE / ORDER BY builder for this table."""
+        return Statements(self.resource, self.backend)
+
+    @functools.cached_property
+    def reader(self) -> Reader:
+        """Reads pages: sort-index walks, ids-first deep pages, summaries."""
+        return Reader(self.session, self.statements)
+
+    @functools.cached_property
+    def counter(self) -> Counter:
+        """Counts rows, with the app's count cache."""
+        return Counter(self.session, self.statements, self.counts)
+
+    @functools.cached_property
+    def snapshots(self) -> Snapshots:
+        """Snapshots of deleted rows, for undo."""
+        return Snapshots(self.session, self.resource, self.backend)
+
+    @functools.cached_property
+    def bulk(self) -> Bulk:
+        """Multi-row inserts and updates for loaders and imports."""
+        return Bulk(self.session, self.resource, self.backend, self.counter)
+
+    @functools.cached_property
+    def lookups(self) -> Lookups:
+        """Many-row lookups by id or key, for imports."""
+        return Lookups(self.session, self.resource, self.backend)
+
+    # ------------------------------------------------------------ reading
+
+    def parse_query(self, args: Mapping[str, str]) -> ListQuery:
+        """Validate query-string arguments into a ListQuery or raise QueryError."""
+        return parse_query(self.resource, args, self.page_size, self.max_page_size)
+
+    def select(
+        self, query: ListQuery, *columns: Any, walk_sort_index: bool = False
+    ) -> sa.Select[Any]:
+        """Return the filtered, sorted SELECT (unpaged) for a query."""
+        return self.statements.select(query, *columns, walk_sort_index=walk_sort_index)
+
+    def list(self, query: ListQuery) -> Page[M]:
+        """Return one page of rows matching the query, with counts and summaries."""
+        # Counts first: how many rows match decides how the page is best read.
+        counter = self.counter
+        state = counter.table_state()
+        grand_total = counter.counted(None, state)
+        total = (
+            counter.counted(query, state) if query.q or query.filters else grand_total
+        )
+        items: builtins.list[Any] = self.items(query, total, grand_total)
+        summaries = self.summaries([row.id for row in items])
+        return Page(items, total, grand_total, query, summaries)
+
+    def items(
+        self,
+        query: ListQuery,
+        matching: int | None = None,
+        table_rows: int | None = None,
+    ) -> builtins.list[M]:
+        """Return the rows of one page without counting (see Reader.items)."""
+        return self.reader.items(query, matching, table_rows)
+
+    def summaries(
+        self, ids: Sequence[int]
+    ) -> dict[str, dict[int, tuple[int, float | None]]]:
+        """Return {summary: {id: (count, average)}} for the given parent ids."""
+        return self.reader.summaries(ids)
+
+    def count(self, query: ListQuery | None = None) -> int:
+        """Return the number of rows in the table, or of those matching `query`."""
+        return self.counter.count(query)
+
+    def get(self, row_id: int, fresh: bool = False) -> M:
+        """Return the row with this id or raise NotFound; `fresh` reads past caches."""
+        # Every id in a URL comes here first. One the column cannot hold names no
+        # row, and asking the database would fail instead (PostgreSQL: "integer
+        # out of range"; SQLite's driver: OverflowError).
+        row = None
+        largest = largest_id(self.model)
+        if -largest - 1 <= row_id <= largest:
+            # A write must compare against the stored row: one this session cached
+            # earlier may be older than what the UPDATE will meet.
+            row = self.session.get(self.model, row_id, populate_existing=fresh)
+        if row is None:
+            raise NotFound(f"No {self.resource.singular} with id {row_id}.")
+        return row
+
+    def fetch_batches(
+        self, query: ListQuery, *columns: Any, batch: int = 4096
+    ) -> Iterator[builtins.list[tuple[Any, ...]]]:
+        """Yield lists of raw DBAPI rows of `columns` (see Reader.fetch_batches)."""
+        return self.reader.fetch_batches(query, *columns, batch=batch)
+
+    # ------------------------------------------------------------ writing
+
+    def _write(self, bulk: bool = False) -> AbstractContextManager[None]:
+        """One write transaction (tx.write_transaction), in this service's turn."""
+        return write_transaction(self.session, self.backend, self.write_lock, bulk)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Open one write transaction: commit if the body succeeds, else roll back.
+
+        It is a bulk write: other writers get WriteBusy until it ends, and it gets
+        WriteBusy if another bulk write is under way (app/write_gate.py).
+        """
+        return self._write(bulk=True)
+
+    def validate(
+        self,
+        data: Mapping[str, Any],
+        *,
+        creating: bool,
+        check_references: bool = True,
+    ) -> dict[str, Any]:
+        """Validate input against the declaration (see validate.validate)."""
+        return validate(
+            self.resource,
+            self.session,
+            data,
+            creating=creating,
+            check_references=check_references,
+        )
+
+    def create(self, data: Mapping[str, Any]) -> M:
+        """Validate and insert a new row; return it."""
+        with self._write():
+            values = self.validate(data, creating=True)
+            row = self.model(**values)
+            self.session.add(row)
+            self.session.flush()
+        return row
+
+    def update(
+        self,
+        row_id: int,
+        data: Mapping[str, Any],
+        version: int,
+        original: Mapping[str, Any] | None = None,
+    ) -> M:
+        """Save data if the row is at `version` or its fields still hold `original`."""
+        # Without `original` a stale version is a conflict at once; with it, a write
+        # that lands between our read and our UPDATE (the version in the UPDATE's
+        # WHERE catches it) is worth another look, as it may have touched other
+        # fields only.
+        attempts = 1 if original is None else MERGE_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._write():
+                    row = self.get(row_id, fresh=True)
+                    stored: Any = row  # every declared model has a version
+                    if stored.version != version and not holds(
+                        self.resource, row, data, original
+                    ):
+                        raise Conflict(row)
+                    values = self.validate(data, creating=False)
+                    for name, value in values.items():
+                        setattr(row, name, value)
+                    self.session.flush()
+                return row
+            except StaleWrite:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def delete(self, row_id: int, version: int | None = None) -> dict[str, Any]:
+        """Delete a row (its children cascade) and return a snapshot for restore."""
+        with self._write():
+            snapshot = self.snapshots.remove(self._current(row_id, version))
+        return snapshot
+
+    def trash(
+        self, row_id: int, version: int | None = None, owner: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Delete a row but keep its snapshot for undo(); return (token, snapshot).
+
+        The snapshot is stored in the database, in the delete's own transaction, so
+        any server process can undo it until it expires. `owner` (e.g. "user:7")
+        is stored with it: only that owner may undo it (issue 12).
+        """
+        with self._write():
+            snapshot = self.snapshots.remove(self._current(row_id, version))
+            token = self.snapshots.keep(snapshot, owner)
+        return token, snapshot
+
+    def undo(self, token: str, owner: str | None = None) -> M:
+        """Restore the row trashed under `token` (once) and return it.
+
+        Raises NotFound if the token is unknown, used, expired, of another table or
+        of another owner (see Snapshots.take).
+        """
+        with self._write():
+            row_id = self.snapshots.put_back(self.snapshots.take(token, owner))
+        return self.get(row_id)
+
+    def restore(self, snapshot: Mapping[str, Any]) -> M:
+        """Re-insert a deleted row and its children with their original ids."""
+        with self._write():
+            row_id = self.snapshots.put_back(snapshot)
+        return self.get(row_id)
+
+    def _current(self, row_id: int, version: int | None) -> M:
+        """The row to delete, if it is still at `version` (else Conflict)."""
+        row = self.get(row_id)
+        stored: Any = row  # every declared model has a version
+        if version is not None and stored.version != version:
+            raise Conflict(row)
+        return row
+
+    # ------------------------------------------------------------ loaders, imports
+
+    def bulk_insert(
+        self, rows: Iterable[Mapping[str, Any]], batch: int = 10_000
+    ) -> int:
+        """Insert many prepared rows in one transaction (Core executemany); count them.
+
+        For loaders (seed, import) whose rows are already validated: it skips the
+        per-row ORM work that would make a million rows take minutes.
+        """
+        with self._write():
+            return self.bulk.insert_many(rows, batch)
+
+    def insert_many(
+        self, rows: Iterable[Mapping[str, Any]], batch: int = 10_000
+    ) -> int:
+        """Insert validated rows in the current transaction (see Bulk.insert_many)."""
+        return self.bulk.insert_many(rows, batch)
+
+    def update_many(
+        self, changes: Iterable[tuple[int, Mapping[str, Any]]], batch: int = 1000
+    ) -> int:
+        """Apply validated changes by id in the current transaction (Bulk)."""
+        return self.bulk.update_many(changes, batch)
+
+    def deferred_indexes(self, rows: int) -> AbstractContextManager[bool]:
+        """Maybe drop the plain indexes for a big write (see Bulk.deferred_indexes)."""
+        return self.bulk.deferred_indexes(rows)
+
+    def stored_values(
+        self, ids: Iterable[int], names: Sequence[str]
+    ) -> dict[int, tuple[Any, ...]]:
+        """Return {id: values of the named columns} for those of `ids` that exist."""
+        return self.lookups.stored_values(ids, names)
+
+    def ids_matching(
+        self, names: Sequence[str], keys: Iterable[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], builtins.list[int]]:
+        """Return {key: ids of the rows whose `names` columns equal key}."""
+        return self.lookups.ids_matching(names, keys)
+
+    def existing_references(self, field_name: str, ids: Iterable[int]) -> set[int]:
+        """Return which of `ids` exist in the table a Reference field points at."""
+        return self.lookups.existing_references(field_name, ids)
+
+    def has_rows(self) -> bool:
+        """True if the table holds at least one row (one index probe, no count)."""
+        return self.lookups.has_rows()
+
+    def newest_id(self) -> int | None:
+        """The table's largest id, or None if it is empty (one index probe)."""
+        return self.lookups.newest_id()

@@ -1,0 +1,61 @@
+"""The write transaction: every write goes through write_transaction()."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.crud.dialect import Dialect
+from app.crud.errors import StaleWrite, ValidationError, WriteBusy
+from app.db import WRITE_INTENT
+
+
+@contextmanager
+def write_transaction(
+    session: Session,
+    backend: Dialect,
+    write_lock: AbstractContextManager[Any] | None = None,
+    bulk: bool = False,
+) -> Iterator[None]:
+    """Run the body as one write transaction: commit on success, else roll back.
+
+    Raises WriteBusy, writing nothing, while an import holds the database; a
+    `bulk` write (an import) holds it, and gets WriteBusy if another one does.
+    `write_lock` queues the process's writers (Dialect.writer_turn). Database
+    refusals come out typed: a lock that stayed taken is WriteBusy, a row
+    changed meanwhile StaleWrite (a Conflict), a failed constraint ValidationError.
+    """
+    if session.in_transaction():
+        # End any read transaction first, so the write can start IMMEDIATE
+        # (SQLite cannot upgrade a reader to a writer while others write).
+        session.commit()
+    with backend.import_gate(session, bulk) as open_, backend.writer_turn(write_lock):
+        if not open_:
+            raise WriteBusy()
+        try:
+            connection = session.connection(execution_options={WRITE_INTENT: True})
+            backend.start_write(connection, bulk)
+            yield
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            if backend.lock_timed_out(exc):
+                raise WriteBusy() from exc
+            raise
+        except StaleDataError:
+            session.rollback()
+            # A Conflict to every caller; update() alone may retry on it.
+            raise StaleWrite(None) from None
+        except (IntegrityError, DataError) as exc:
+            session.rollback()
+            raise ValidationError(
+                {"_": "The database refused this change (a constraint failed)."}
+            ) from exc
+        except BaseException:
+            session.rollback()
+            raise
