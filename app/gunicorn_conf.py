@@ -310,6 +310,8 @@ def with_security_headers(page: bytes) -> bytes:
 class GuardedThreadWorker(ThreadWorker):
     """gthread whose threads wait on the network, while the app takes turns."""
 
+    wsgi: Any  # the app gunicorn loaded (gunicorn ships no types)
+
     def load_wsgi(self) -> None:
         """Load the app, wrapped so APP_THREADS threads run it at once."""
         super().load_wsgi()
