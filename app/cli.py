@@ -17,12 +17,23 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from app import csvio
-from app.crud import Conflict, CrudService, QueryError, ValidationError
+from app.crud import Conflict, CrudService, QueryError, ValidationError, WriteBusy
+from app.crud.changes import prune
 from app.db import db
 from app.resources import MOVIES, RATINGS, RESOURCES
 
 # Invalid rows listed by `flask import` (all are counted).
 CLI_ERRORS = 50
+
+
+class ImportBusy(click.ClickException):
+    """`flask import --commit` found another import writing the database.
+
+    Exit status 75, EX_TEMPFAIL (sysexits.h): try again later, unlike 1 (a file
+    to fix).
+    """
+
+    exit_code = 75
 
 
 def _services() -> tuple[CrudService, CrudService]:
@@ -250,7 +261,8 @@ def export_command(
 def import_command(table: str, file: Path, commit: bool) -> None:
     """Check a CSV file against a table and show what importing would do.
 
-    Exits with status 1 if the file cannot be read or has invalid rows.
+    Exits with status 1 if the file cannot be read or has invalid rows, and 75
+    if another import is writing the database (nothing written: try again).
     """
     svc = CrudService(RESOURCES[table], db.session)
     progress = _TerminalProgress() if sys.stderr.isatty() else None
@@ -263,6 +275,12 @@ def import_command(table: str, file: Path, commit: bool) -> None:
         raise click.ClickException(f"{file}: {exc.message}") from None
     except (ValidationError, Conflict) as exc:
         raise click.ClickException(f"Nothing was imported: {exc}") from None
+    except WriteBusy:
+        # SQLite: another import holds the write gate (app/write_gate.py).
+        raise ImportBusy(
+            "Nothing was imported: another import is writing this database."
+            " Run this again once it has finished."
+        ) from None
     finally:
         if progress is not None:
             progress.end()
@@ -303,8 +321,55 @@ class _TerminalProgress:
             click.echo(err=True)
 
 
+# --older-than's units, in seconds: "90d", "12h", "30m", "45s".
+_AGE_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_age(text: str) -> float:
+    """Seconds in an age such as "90d", "12h", "30m" or "45s"."""
+    text = text.strip().lower()
+    unit = _AGE_UNITS.get(text[-1:])
+    try:
+        amount = float(text[:-1])
+    except ValueError:
+        amount = -1
+    if unit is None or amount < 0:
+        raise click.BadParameter(f"{text!r}: use a number and d, h, m or s: 90d.")
+    return amount * unit
+
+
+@click.group("changes")
+def changes_group() -> None:
+    """The change log (issue 14): prune old changes."""
+
+
+@changes_group.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    default=None,
+    help="Delete changes older than this (90d, 12h...). Default: CHANGES_KEEP_DAYS.",
+)
+@with_appcontext
+def prune_command(older_than: str | None) -> None:
+    """Delete the changes older than an age; they can no longer be undone."""
+    if older_than is None:
+        days = float(current_app.config["CHANGES_KEEP_DAYS"])
+        if days <= 0:
+            click.echo("CHANGES_KEEP_DAYS is 0: the change log is kept whole.")
+            return
+        seconds = days * 86400
+    else:
+        seconds = parse_age(older_than)
+    removed = prune(db.session(), seconds)
+    db.session.commit()
+    noun = "change" if removed == 1 else "changes"
+    click.echo(f"Pruned {removed:,} {noun} from the change log.")
+
+
 def init_app(app: Flask) -> None:
     """Register the CLI commands."""
     app.cli.add_command(seed_command)
     app.cli.add_command(export_command)
     app.cli.add_command(import_command)
+    app.cli.add_command(changes_group)

@@ -61,6 +61,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "LOGIN_SLOWDOWN_MAX": 3.0,
         # A sign-in unused this long ends (on the server, and its cookie lapses).
         "SESSION_IDLE_DAYS": 14,
+        # How long the change log keeps a change (issue 14): `flask changes
+        # prune` without --older-than deletes older ones. 0 keeps them all.
+        "CHANGES_KEEP_DAYS": 90,
     }
 
 
@@ -92,6 +95,8 @@ def env_overrides(environ: os._Environ[str] | dict[str, str]) -> dict[str, Any]:
         found["TRUST_PROXY"] = int(environ["TRUST_PROXY"])
     if environ.get("SESSION_IDLE_DAYS"):
         found["SESSION_IDLE_DAYS"] = float(environ["SESSION_IDLE_DAYS"])
+    if environ.get("CHANGES_KEEP_DAYS"):
+        found["CHANGES_KEEP_DAYS"] = float(environ["CHANGES_KEEP_DAYS"])
     if environ.get("TRUSTED_HOSTS"):
         found["TRUSTED_HOSTS"] = [
             name.strip() for name in environ["TRUSTED_HOSTS"].split(",") if name.strip()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy import event, func
-from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
+from sqlalchemy import func
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app.db import Base
 
@@ -111,8 +111,8 @@ class Rating(Timestamped, Base):
     movie_id: Mapped[int] = mapped_column(
         sa.ForeignKey("movies.id", ondelete="CASCADE"), nullable=False
     )
-    # Denormalised as in the original project; kept equal to movies.name by
-    # _sync_movie_names below, inside the same flush and so the same transaction.
+    # Denormalised as in the original project; kept equal to movies.name in every
+    # write by its declaration (copied_from in app/resources.py; app/crud/copies.py).
     movie_name: Mapped[str] = mapped_column(sa.String(NAME_MAX), nullable=False)
 
     movie: Mapped[Movie] = relationship(back_populates="ratings")
@@ -142,30 +142,6 @@ class Rating(Timestamped, Base):
 
     def __repr__(self) -> str:
         return f"<Rating {self.id} {self.rating} by {self.author!r}>"
-
-
-@event.listens_for(Session, "before_flush")
-def _sync_movie_names(session: Session, _context: object, _instances: object) -> None:
-    """Copy movie names into ratings.movie_name in the flush that changes them."""
-    with session.no_autoflush:
-        for obj in session.new | session.dirty:
-            if not isinstance(obj, Rating) or obj.movie_id is None:
-                continue
-            moved = sa.inspect(obj).attrs.movie_id.history.has_changes()
-            if obj in session.new or moved:
-                movie = session.get(Movie, obj.movie_id)
-                if movie is not None:
-                    obj.movie_name = movie.name
-        for obj in session.dirty:
-            if isinstance(obj, Movie) and sa.inspect(obj).attrs.name.history.added:
-                # movie_name is not user-editable, so this does not bump versions:
-                # an open rating editor stays valid across a movie rename.
-                session.execute(
-                    sa.update(Rating)
-                    .where(Rating.movie_id == obj.id)
-                    .values(movie_name=obj.name)
-                    .execution_options(synchronize_session="fetch")
-                )
 
 
 USER_NAME_MAX = 80
@@ -281,3 +257,41 @@ class RowCount(Base):
 
     def __repr__(self) -> str:
         return f"<RowCount {self.table_name} {self.n}>"
+
+
+class Change(Base):
+    """One row changed by a write, in the change log (issue 14, migration 0017).
+
+    The CRUD service writes these in the write's own transaction (app/crud/
+    changes.py): a change set groups one write's rows (a save, a delete with its
+    cascaded children, an import, an undo). `old`/`new` are compact JSON of the
+    changed fields only; `at` is Unix milliseconds, to keep the row small.
+    """
+
+    __tablename__ = "changes"
+
+    # The rowid on SQLite, never handed out twice (AUTOINCREMENT): "since id N".
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+    )
+    set_id: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    at: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    who: Mapped[str] = mapped_column(sa.String(USER_NAME_MAX), nullable=False)
+    table_name: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    row_id: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    op: Mapped[str] = mapped_column(sa.String(6), nullable=False)
+    old: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    new: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    version: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+
+    __table_args__ = (
+        sa.CheckConstraint("op IN ('create', 'update', 'delete')", name="op_known"),
+        sa.Index("ix_changes_table_name", "table_name", "row_id", "id"),
+        sa.Index("ix_changes_set_id", "set_id"),
+        sa.Index("ix_changes_who", "who", "id"),
+        sa.Index("ix_changes_at", "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    def __repr__(self) -> str:
+        return f"<Change {self.id} {self.op} {self.table_name} {self.row_id}>"

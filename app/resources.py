@@ -1,4 +1,9 @@
-"""One declaration per table: its fields, validation and what the UI may do."""
+"""One declaration per table: its fields, validation and what the UI may do.
+
+Adding a table is a model (app/models.py), a migration that makes it and calls
+app/crud/schema.py for its counters and search index, and a `register` call
+here with its Resource (data) and Table (browser). Nothing else names a table.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from app.crud import (
     Text,
     largest_id,
 )
+from app.crud.copies import declare as declare_copies
 from app.models import AUTHOR_MAX, DIRECTOR_MAX, NAME_MAX, Movie, Rating
 from app.ui import Nesting, Table
 
@@ -80,8 +86,6 @@ MOVIES = Resource(
     match_on=("name", "director"),
 )
 
-RESOURCES: dict[str, Resource] = {r.name: r for r in (MOVIES, RATINGS)}
-
 # ---------------------------------------------------------------- in the browser
 
 MOVIE_TABLE = Table(
@@ -110,4 +114,27 @@ RATING_TABLE = Table(
     form_defaults=_signed_in_author,
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (MOVIE_TABLE, RATING_TABLE)}
+# ---------------------------------------------------------------- the register
+
+# Every declared table by name, in the order the header's navigation lists them.
+RESOURCES: dict[str, Resource] = {}
+TABLES: dict[str, Table] = {}
+
+
+def register(resource: Resource, table: Table | None = None) -> None:
+    """Declare a table: its data, its page (if it has one) and its copied fields.
+
+    Call it before create_app(): the app makes each table's routes, the CSV
+    download routes and the navigation from what is registered then. A Resource
+    without a Table is served to imports, exports and the CLI, but has no page.
+    """
+    if table is not None and table.resource is not resource:
+        raise ValueError(f"the Table for {table.name} declares another resource")
+    RESOURCES[resource.name] = resource
+    if table is not None:
+        TABLES[table.name] = table
+    declare_copies(resource)
+
+
+register(MOVIES, MOVIE_TABLE)
+register(RATINGS, RATING_TABLE)

@@ -114,8 +114,8 @@ def database_url(template_db: str, tmp_path: Path) -> str:
         # Every table the app writes, so no test sees another's rows or undo tokens.
         conn.execute(
             sa.text(
-                "TRUNCATE movies, ratings, users, deleted_rows, sign_in_failures"
-                " RESTART IDENTITY CASCADE"
+                "TRUNCATE movies, ratings, users, deleted_rows, sign_in_failures,"
+                " changes RESTART IDENTITY CASCADE"
             )
         )
     engine.dispose()

@@ -363,3 +363,12 @@ def test_memory_stays_flat_for_a_large_export(app: Flask) -> None:
     )
     # A few chunks in flight, never the whole 8 MB file (nor an object per row).
     assert peak < 6_000_000
+
+
+def test_children_of_a_table_that_has_none_is_404(
+    client: FlaskClient, sample: dict
+) -> None:
+    # Ratings are listed under movies, not under ratings or anything else.
+    assert client.get("/ratings/1/ratings.csv").status_code == 404
+    assert client.get("/movies/1/movies.csv").status_code == 404
+    assert client.get("/movies/1/users.csv").status_code == 404

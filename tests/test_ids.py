@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,22 +192,59 @@ def everything(conn: sa.Connection) -> dict[str, list[tuple]]:
 
 @pytest.fixture
 def old_sqlite(tmp_path: Path) -> Iterator[Flask]:
-    """An app on a SQLite file migrated to 0010 and holding rows, one deleted."""
+    """An app on a SQLite file migrated to 0010 and holding rows, one deleted.
+
+    Written with plain SQL, as the app of 0010 wrote them: today's service logs
+    every write in a table (0017) that database does not have yet.
+    """
     app = make_app("sqlite:///" + str(tmp_path / "old.sqlite3"), tmp_path)
     with app.app_context():
         upgrade(revision=BEFORE)
-        movies = CrudService(MOVIES, db.session)
-        ratings = CrudService(RATINGS, db.session)
-        alien = movies.create({"name": "Alien", "director": "Ridley Scott"}).id
-        heat = movies.create({"name": "Heat", "director": "Michael Mann"}).id
-        ran = movies.create({"name": "Ran", "director": "Akira Kurosawa"}).id
-        for author in ("Ana", "Bo"):
-            ratings.create({"rating": "8", "author": author, "movie_id": heat})
-        ratings.create({"rating": "6", "author": "Cy", "movie_id": alien})
-        # The newest movie and its rating wait in the trash for an undo.
-        ratings.create({"rating": "9", "author": "Di", "movie_id": ran})
-        movies.trash(ran)
-        db.session.remove()
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=("movies", "ratings", "deleted_rows"))
+            movies, ratings = tables.tables["movies"], tables.tables["ratings"]
+
+            def add(table: sa.Table, **values: object) -> int:
+                return conn.execute(sa.insert(table).values(**values)).lastrowid
+
+            alien = add(movies, name="Alien", director="Ridley Scott", version=1)
+            heat = add(movies, name="Heat", director="Michael Mann", version=1)
+            ran = add(movies, name="Ran", director="Akira Kurosawa", version=1)
+            for author, rating, movie, name in (
+                ("Ana", 8, heat, "Heat"),
+                ("Bo", 8, heat, "Heat"),
+                ("Cy", 6, alien, "Alien"),
+                ("Di", 9, ran, "Ran"),
+            ):
+                add(
+                    ratings,
+                    rating=rating,
+                    author=author,
+                    movie_id=movie,
+                    movie_name=name,
+                    version=1,
+                )
+            # The newest movie and its rating wait in the trash for an undo, in
+            # the snapshot format of the time.
+            row = conn.execute(sa.select(movies).where(movies.c.id == ran))
+            children = conn.execute(sa.select(ratings).where(ratings.c.movie_id == ran))
+            payload = {
+                "table": "movies",
+                "row": dict(row.mappings().one()),
+                "children": {"ratings": [dict(r) for r in children.mappings()]},
+                "owner": None,
+            }
+            conn.execute(sa.delete(ratings).where(ratings.c.movie_id == ran))
+            conn.execute(sa.delete(movies).where(movies.c.id == ran))
+            conn.execute(
+                sa.insert(tables.tables["deleted_rows"]).values(
+                    token="old-token",
+                    table_name="movies",
+                    payload=json.dumps(payload, default=lambda v: v.isoformat()),
+                    expires_at=int(time.time()) + 600,
+                )
+            )
     yield app
     dispose(app)
 

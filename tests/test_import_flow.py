@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
@@ -336,3 +336,26 @@ def test_a_small_import_while_another_writes_is_refused_with_503(
         assert "1 new and 0 changed" in done.text
     finally:
         dispose(small)
+
+
+@pytest.mark.skipif(POSTGRES, reason="imports take turns on SQLite only")
+def test_flask_import_while_another_import_writes_says_so_and_exits_75(
+    app: Flask, runner: FlaskCliRunner, sample: dict, tmp_path: Path
+) -> None:
+    # Issue 11: `flask import --commit` met WriteBusy with a traceback.
+    path = tmp_path / "movies.csv"
+    path.write_bytes(b"name,director,rating\r\nRan,Akira Kurosawa,\r\n")
+    with an_import_writing(app, sample["alien"]):
+        refused = runner.invoke(args=["import", "movies", str(path), "--commit"])
+    assert refused.exit_code == 75, refused.output
+    assert isinstance(refused.exception, SystemExit)  # no traceback
+    assert refused.output == (
+        "Error: Nothing was imported: another import is writing this database."
+        " Run this again once it has finished.\n"
+    )
+    with app.app_context():
+        assert "Ran" not in [m[1] for m in rows(Movie)]
+    done = runner.invoke(args=["import", "movies", str(path), "--commit"])
+    assert done.exit_code == 0, done.output
+    with app.app_context():
+        assert [m[1] for m in rows(Movie)][-1] == "Ran"

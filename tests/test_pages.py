@@ -93,7 +93,7 @@ NOT_PAGES = {
     "movies.children",  # a movie's ratings row; as a page, see the test below
     "ratings.children",  # ratings declare no children: always 404
     "csv_io.export_csv",  # downloads
-    "csv_io.export_movie_ratings",
+    "csv_io.export_children",
     "health.healthz",  # JSON
     "auth.csrf_token",
 }

@@ -11,7 +11,7 @@ from flask import Flask
 
 from app.crud import CrudService
 from app.db import db
-from app.models import DeletedRow, Movie, Rating
+from app.models import Change, DeletedRow, Movie, Rating
 from app.resources import MOVIES, RATINGS
 from tests.conftest import Hx
 from tests.live_html import assert_fragment
@@ -75,10 +75,16 @@ def test_undo_of_a_movie_gives_its_ratings_its_name(
     alien = sample["alien"]
     token, _ = movies.trash(alien)
     entry = db.session.get(DeletedRow, token)
-    payload = json.loads(entry.payload)
-    for child in payload["children"]["ratings"]:
-        child["movie_name"] = "Stale"
-    entry.payload = json.dumps(payload)
+    # The delete's rows are in the change log (issue 14): make its copies stale.
+    change_set = json.loads(entry.payload)["set"]
+    logged = db.session.scalars(
+        sa.select(Change).where(
+            Change.set_id == change_set, Change.table_name == "ratings"
+        )
+    ).all()
+    assert len(logged) == 2
+    for change in logged:
+        change.old = json.dumps({**json.loads(change.old), "movie_name": "Stale"})
     db.session.commit()
     assert movies.undo(token).name == "Alien"
     assert movie_names(app, alien) == ["Alien", "Alien"]

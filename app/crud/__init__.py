@@ -15,15 +15,18 @@ The parts, in the order a request meets them:
     counts    row counts: counter rows, the count cache, count(*)
     validate  input against a declaration; the merge test of concurrent edits
     tx        the write transaction: import gate, writer queue, typed refusals
-    trash     snapshots of deleted rows, kept for undo and put back
-    copies    copied fields (a rating's movie_name) in Core writes
+    changes   the change log every write writes; undo and redo of a change set
+    trash     deletes logged, their Undo offers (tokens), put back
+    copies    copied fields (a rating's movie_name), kept by every write
     bulk      multi-row INSERT / UPDATE and index rebuilds for imports
     lookup    many-row lookups by id or key, for imports
     dialect   every SQLite / PostgreSQL difference, one object per database
     errors    the errors views map to HTTP statuses
+    schema    migration helpers: a new table's row counter and search index
     service   CrudService[M], the facade the views call
 """
 
+from app.crud.changes import ChangeLog, Since, UndoRefused, acting_as, set_author
 from app.crud.counts import CountCache
 from app.crud.errors import (
     Conflict,
@@ -53,6 +56,7 @@ from app.crud.service import CrudService
 __all__ = [
     "FORBIDDEN_CHARS",
     "MAX_SORT_KEYS",
+    "ChangeLog",
     "Child",
     "Conflict",
     "CountCache",
@@ -69,11 +73,15 @@ __all__ = [
     "Reference",
     "Resource",
     "ServiceError",
+    "Since",
     "SortKey",
     "Summary",
     "Text",
+    "UndoRefused",
     "ValidationError",
     "WriteBusy",
+    "acting_as",
     "format_value",
     "largest_id",
+    "set_author",
 ]

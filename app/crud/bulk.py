@@ -1,6 +1,7 @@
 """Bulk writes for loaders and imports: multi-row INSERTs, grouped UPDATEs, and
 index rebuilds after big loads. They run inside one write transaction (the
-service's transaction()), so a whole import commits or rolls back as one.
+service's transaction()), so a whole import commits or rolls back as one, and
+is logged as one change set (app/crud/changes.py), in bulk as well.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.crud.changes import change_set
 from app.crud.copies import Copy, copies_into, fill_copies, follow_copies
 from app.crud.counts import Counter
 from app.crud.dialect import Dialect
@@ -55,24 +57,31 @@ class Bulk:
         """Insert validated rows (ids optional) in the current transaction; count them.
 
         Fields declared `copied_from` are filled from the referenced rows when a
-        row does not carry them, as the model's flush hook would have done. The
-        rows go in as multi-row INSERTs (see _insert_rows).
+        row does not carry them, as a single write's flush would (copies.py). The
+        rows go in as multi-row INSERTs (see _insert_rows), and their creation
+        is logged a batch at a time (ChangeSet.created, values made in SQL).
         """
         count = 0
+        table = table_of(self.model)
+        log = change_set(self.session, self.backend)
         for chunk in batches(rows, batch):
             count += len(chunk)
             # Rows with an id go first and move the id sequence past them, so no
             # row without one is given an id that the batch still has to insert.
             with_ids = [r for r in chunk if r.get("id") is not None]
+            ids: list[int] = []
             if with_ids:
-                self._insert_rows(with_ids)
-                self.backend.sync_id_sequence(self.session, table_of(self.model))
+                ids += self._insert_rows(with_ids)
+                self.backend.sync_id_sequence(self.session, table)
                 chunk = [r for r in chunk if r.get("id") is None]
-            self._insert_rows(chunk)
+            ids += self._insert_rows(chunk)
+            log.created(table, ids)
         return count
 
-    def _insert_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _insert_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """INSERT rows, up to _INSERT_ROWS in a statement, grouped by their keys.
+
+        Returns the new rows' ids (RETURNING), for the change log.
 
         One statement a row (executemany) makes SQLite flush a full-text index
         once a row, as the trigger feeding it runs in the statement's own
@@ -88,13 +97,15 @@ class Bulk:
         connection = self.session.connection()
         dialect = connection.dialect
         table = table_of(self.model)
+        ids: list[int] = []
         for names, same in groups.items():
             copies = copies_into(self.resource, names)
             if _insert_sql(dialect, table, names, copies, 1) is None:
-                connection.execute(
-                    sa.insert(table),
+                done = connection.execute(
+                    sa.insert(table).returning(table.c.id),
                     fill_copies(self.session, self.backend, self.resource, same),
                 )
+                ids += done.scalars().all()
                 continue
             per = max(1, min(_INSERT_ROWS, _INSERT_PARAMS // len(names)))
             for start in range(0, len(same), per):
@@ -102,7 +113,9 @@ class Bulk:
                 sql = _insert_sql(dialect, table, names, copies, len(part))
                 values = [row[name] for row in part for name in names]
                 assert sql is not None  # not None for one row (checked above)
-                connection.exec_driver_sql(sql, tuple(values))
+                cursor = connection.exec_driver_sql(sql, tuple(values)).cursor
+                ids += [row[0] for row in cursor.fetchall()]
+        return ids
 
     def update_many(
         self, changes: Iterable[tuple[int, Mapping[str, Any]]], batch: int = 1000
@@ -111,13 +124,16 @@ class Bulk:
 
         Each row changes as in a single edit: its version goes up by one, its
         updated_at is set (the column's onupdate), and copies of the changed
-        fields follow (a movie's new name in its ratings, as the flush hook in
-        app/models.py does). Core UPDATEs, one executemany per set of changed
-        fields: the ORM's load-modify-flush cost ~150 µs a row. Raises Conflict
-        if a row is gone.
+        fields follow (a movie's new name in its ratings, as in a single edit:
+        app/crud/copies.py). Core UPDATEs, one executemany per set of changed
+        fields: the ORM's load-modify-flush cost ~150 µs a row. The change log
+        gets each row's old and new values by INSERT ... SELECT and UPDATE, in
+        SQL: the fields given are taken as changed. Raises Conflict if a row is
+        gone.
         """
         table = table_of(self.model)
         connection = self.session.connection()
+        log = change_set(self.session, self.backend)
         count = 0
         for chunk in batches(changes, batch):
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -126,6 +142,8 @@ class Bulk:
                 params["row_id"] = row_id
                 groups.setdefault(tuple(values), []).append(params)
             for names, params_list in groups.items():
+                ids = [p["row_id"] for p in params_list]
+                log.before_update(table, names, ids)
                 new_values: dict[str, Any] = {
                     name: sa.bindparam(f"new_{name}") for name in names
                 }
@@ -138,6 +156,7 @@ class Bulk:
                 done = connection.execute(stmt, params_list).rowcount
                 if done != len(params_list):
                     self._raise_gone([p["row_id"] for p in params_list])
+                log.after_update(table, names, ids)
             follow_copies(self.session, self.backend, self.resource, chunk)
             count += len(chunk)
         return count
@@ -213,8 +232,10 @@ def _insert_sql(
     row = "(" + ", ".join([marker] * len(names)) + ")"
     values = "VALUES " + ", ".join([row] * rows)
     head = f"INSERT INTO {preparer.format_table(table)} ({into}) "
+    # The new ids, for the change log (SQLite 3.35+ and PostgreSQL).
+    returning = f" RETURNING {quote('id')}"
     if not copies:
-        return head + values
+        return head + values + returning
     picked = [f"v.column{i}" for i in range(1, len(names) + 1)]
     for copy in copies:
         source = preparer.format_table(copy.table)
@@ -223,7 +244,7 @@ def _insert_sql(
             f"(SELECT {source}.{quote(copy.source)} FROM {source}"
             f" WHERE {source}.{quote('id')} = {ref})"
         )
-    return head + f"SELECT {', '.join(picked)} FROM ({values}) AS v"
+    return head + f"SELECT {', '.join(picked)} FROM ({values}) AS v" + returning
 
 
 def batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:

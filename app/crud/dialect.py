@@ -102,6 +102,24 @@ class Dialect:
     def sync_id_sequence(self, session: Session, table: sa.Table) -> None:
         """Move the id sequence past ids that were inserted explicitly."""
 
+    def next_id(self, session: Session, table: sa.Table) -> int:
+        """Take the id the table's next row gets, for a row inserted with it.
+
+        The change log names a change set by its first change's id (never
+        reused), known before that row is written. The base asks max(id): right
+        only while writers take turns.
+        """
+        top = session.scalar(sa.select(sa.func.max(table.c.id)))
+        return int(top or 0) + 1
+
+    def next_id_sql(self, table: str) -> str:
+        """next_id() as an SQL expression, for an INSERT to take it in passing."""
+        return f"(SELECT coalesce(max(id), 0) + 1 FROM {table})"
+
+    def json_object(self, *pairs: Any) -> sa.ColumnElement[str]:
+        """JSON text of an object from (key, value, key, value...), made in SQL."""
+        return sa.func.json_object(*pairs, type_=sa.Text)
+
     def drop_plain_indexes(
         self, connection: sa.Connection, table: str, keep: set[str]
     ) -> list[str]:
@@ -221,6 +239,22 @@ class SQLite(Dialect):
         code = getattr(exc.orig, "sqlite_errorcode", None)
         return code is not None and code & 0xFF in _SQLITE_LOCK_CODES
 
+    def next_id(self, session: Session, table: sa.Table) -> int:
+        """The id AUTOINCREMENT gives next: past every id ever handed out.
+
+        Safe to take ahead of the INSERT: SQLite lets one writer in at a time.
+        """
+        stmt = sa.text("SELECT seq FROM sqlite_sequence WHERE name = :name")
+        seq = session.scalar(stmt.bindparams(name=table.name))
+        return int(seq or 0) + 1
+
+    def next_id_sql(self, table: str) -> str:
+        """next_id() as an SQL expression (one statement less for an edit)."""
+        return (
+            "(SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence"
+            f" WHERE name = '{table}')"
+        )
+
     def drop_plain_indexes(
         self, connection: sa.Connection, table: str, keep: set[str]
     ) -> list[str]:
@@ -298,6 +332,19 @@ class PostgreSQL(Dialect):
     def lock_timed_out(self, exc: OperationalError) -> bool:
         """True for lock_not_available: the lock_timeout ran out."""
         return getattr(exc.orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
+
+    def next_id(self, session: Session, table: sa.Table) -> int:
+        """Take the next id from the table's sequence (spent even on rollback)."""
+        sequence = sa.func.pg_get_serial_sequence(table.name, "id")
+        return int(session.scalar(sa.select(sa.func.nextval(sequence))) or 0)
+
+    def next_id_sql(self, table: str) -> str:
+        """next_id() as an SQL expression, for an INSERT to take it in passing."""
+        return f"nextval(pg_get_serial_sequence('{table}', 'id'))"
+
+    def json_object(self, *pairs: Any) -> sa.ColumnElement[str]:
+        """JSON text of an object from (key, value, key, value...), made in SQL."""
+        return sa.cast(sa.func.json_build_object(*pairs), sa.Text)
 
     def sync_id_sequence(self, session: Session, table: sa.Table) -> None:
         """Move the id sequence past ids that were inserted explicitly.

@@ -1,9 +1,10 @@
 """CrudService[M]: the facade the views call, one per table and request.
 
 It wires the parts together and adds the rules that span them: a write is one
-transaction (tx), a stale edit may merge (validate.holds), a delete keeps a
-snapshot for undo (trash). Reading is delegated to select/plan/counts, imports
-to bulk and lookup.
+transaction (tx) that logs what it changes (changes), a stale edit may merge
+(validate.holds), a delete is offered for undo (trash), a change set can be
+undone and redone (changes.ChangeLog). Reading is delegated to
+select/plan/counts, imports to bulk and lookup.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session
 
 from app.crud.bulk import Bulk
+from app.crud.changes import ChangeLog, ChangeSet
 from app.crud.counts import CountCache, Counter
 from app.crud.dialect import Dialect, backend_of
 from app.crud.errors import Conflict, NotFound, StaleWrite
-from app.crud.fields import M, Resource, largest_id
+from app.crud.fields import M, Resource, largest_id, table_of
 from app.crud.lookup import Lookups
 from app.crud.plan import Reader
 from app.crud.query import ListQuery, Page, parse_query
@@ -97,6 +99,12 @@ class CrudService(Generic[M]):
     def snapshots(self) -> Snapshots:
         """Snapshots of deleted rows, for undo."""
         return Snapshots(self.session, self.resource, self.backend)
+
+    @functools.cached_property
+    def changelog(self) -> ChangeLog:
+        """Undo and redo of change sets of this table and its children."""
+        resources = [self.resource, *(c.resource for c in self.resource.children)]
+        return ChangeLog(self.session, self.backend, resources)
 
     @functools.cached_property
     def bulk(self) -> Bulk:
@@ -175,14 +183,18 @@ class CrudService(Generic[M]):
 
     # ------------------------------------------------------------ writing
 
-    def _write(self, bulk: bool = False) -> AbstractContextManager[None]:
-        """One write transaction (tx.write_transaction), in this service's turn."""
+    def _write(self, bulk: bool = False) -> AbstractContextManager[ChangeSet]:
+        """One write transaction (tx.write_transaction), in this service's turn.
+
+        It yields the transaction's change set, the log of what it changes.
+        """
         return write_transaction(self.session, self.backend, self.write_lock, bulk)
 
-    def transaction(self) -> AbstractContextManager[None]:
+    def transaction(self) -> AbstractContextManager[ChangeSet]:
         """Open one write transaction: commit if the body succeeds, else roll back.
 
-        It is a bulk write: other writers get WriteBusy until it ends, and it gets
+        What the body writes is one change set (an import undoes as one). It is
+        a bulk write: other writers get WriteBusy until it ends, and it gets
         WriteBusy if another bulk write is under way (app/write_gate.py).
         """
         return self._write(bulk=True)
@@ -205,11 +217,13 @@ class CrudService(Generic[M]):
 
     def create(self, data: Mapping[str, Any]) -> M:
         """Validate and insert a new row; return it."""
-        with self._write():
+        with self._write() as log:
             values = self.validate(data, creating=True)
             row = self.model(**values)
             self.session.add(row)
             self.session.flush()
+            stored: Any = row  # every declared model has an id
+            log.created(table_of(self.model), [stored.id])
         return row
 
     def update(
@@ -227,7 +241,7 @@ class CrudService(Generic[M]):
         attempts = 1 if original is None else MERGE_ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
-                with self._write():
+                with self._write() as log:
                     row = self.get(row_id, fresh=True)
                     stored: Any = row  # every declared model has a version
                     if stored.version != version and not holds(
@@ -235,9 +249,14 @@ class CrudService(Generic[M]):
                     ):
                         raise Conflict(row)
                     values = self.validate(data, creating=False)
+                    old = {name: getattr(row, name) for name in values}
                     for name, value in values.items():
                         setattr(row, name, value)
                     self.session.flush()
+                    new = {name: getattr(row, name) for name in values}
+                    log.updated(
+                        self.model.__tablename__, row_id, old, new, stored.version
+                    )
                 return row
             except StaleWrite:
                 if attempt == attempts:
@@ -267,12 +286,28 @@ class CrudService(Generic[M]):
     def undo(self, token: str, owner: str | None = None) -> M:
         """Restore the row trashed under `token` (once) and return it.
 
-        Raises NotFound if the token is unknown, used, expired, of another table or
-        of another owner (see Snapshots.take).
+        The delete's change set is undone (a change set of its own). Raises
+        NotFound if the token is unknown, used, expired, of another table or of
+        another owner (see Snapshots.take), Conflict if the row is back already.
         """
         with self._write():
-            row_id = self.snapshots.put_back(self.snapshots.take(token, owner))
+            set_id, row_id = self.snapshots.take(token, owner)
+            self.snapshots.undo(set_id)
         return self.get(row_id)
+
+    def undo_set(self, set_id: int) -> int:
+        """Undo a change set of this table (and its children); return the new set.
+
+        Raises NotFound for an unknown set, UndoRefused (a Conflict naming who
+        changed what since) if a value it would restore was changed after it.
+        """
+        with self._write():
+            return self.changelog.undo(set_id)
+
+    def redo_set(self, set_id: int) -> int:
+        """Do an undone change set again; return the new set (see undo_set)."""
+        with self._write():
+            return self.changelog.redo(set_id)
 
     def restore(self, snapshot: Mapping[str, Any]) -> M:
         """Re-insert a deleted row and its children with their original ids."""

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.crud.changes import ChangeSet, begin_set, end_set
 from app.crud.dialect import Dialect
 from app.crud.errors import StaleWrite, ValidationError, WriteBusy
 from app.db import WRITE_INTENT
@@ -21,8 +22,11 @@ def write_transaction(
     backend: Dialect,
     write_lock: AbstractContextManager[Any] | None = None,
     bulk: bool = False,
-) -> Iterator[None]:
+) -> Iterator[ChangeSet]:
     """Run the body as one write transaction: commit on success, else roll back.
+
+    Yields the transaction's change set: what the body changes is logged in it
+    (app/crud/changes.py), in this transaction, so nothing commits unlogged.
 
     Raises WriteBusy, writing nothing, while an import holds the database; a
     `bulk` write (an import) holds it, and gets WriteBusy if another one does.
@@ -40,7 +44,7 @@ def write_transaction(
         try:
             connection = session.connection(execution_options={WRITE_INTENT: True})
             backend.start_write(connection, bulk)
-            yield
+            yield begin_set(session, backend)
             session.commit()
         except OperationalError as exc:
             session.rollback()
@@ -59,3 +63,5 @@ def write_transaction(
         except BaseException:
             session.rollback()
             raise
+        finally:
+            end_set(session)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, redirect, url_for
+from flask import Flask, redirect
 from werkzeug.wrappers import Response
 
 from app.views import auth, common, csv_io, errors, health, jinja, tables
+from app.views.common import home_url
 
 
 def init_app(app: Flask) -> None:
@@ -14,11 +15,12 @@ def init_app(app: Flask) -> None:
     jinja.init_app(app)
     app.register_blueprint(auth.bp)
     tables.init_app(app)
+    app.url_map.converters["table_name"] = csv_io.TableName
     app.register_blueprint(csv_io.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)
 
     @app.get("/")
     def home() -> Response:
-        """Send visitors to the movie table."""
-        return redirect(url_for("movies.index"))
+        """Send visitors to the first declared table (the movies)."""
+        return redirect(home_url())

@@ -10,7 +10,6 @@ from flask import (
     render_template,
     request,
     session,
-    url_for,
 )
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
@@ -20,13 +19,14 @@ from app import signin_limits
 from app.accounts import accounts_enabled, authenticate, end_sessions, start_session
 from app.models import USER_NAME_MAX
 from app.security import local_path
+from app.views.common import home_url
 
 bp = Blueprint("auth", __name__)
 
 
 def safe_next(target: str | None) -> str:
     """Return target if it is a path on this site, else the movie table."""
-    return local_path(target) or url_for("movies.index")
+    return local_path(target) or home_url()
 
 
 def too_many(wait: int) -> str:
@@ -121,4 +121,4 @@ def logout() -> Response:
         current_app.logger.info("signed out %r%s", current_user.name, where)
     logout_user()
     session.clear()
-    return redirect(url_for("movies.index"), 303)
+    return redirect(home_url(), 303)

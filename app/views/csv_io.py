@@ -28,13 +28,16 @@ from flask import (
 )
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import BaseConverter
+from werkzeug.routing import ValidationError as NoRoute
 from werkzeug.wrappers import Response as BaseResponse
 
 from app import ROOT, create_app, csvio
 from app.crud import Conflict, CrudService, ListQuery, ValidationError, WriteBusy
 from app.htmx import is_htmx, is_partial, push_url
-from app.resources import RESOURCES
+from app.resources import RESOURCES, TABLES
 from app.security import body_limit
+from app.ui import Table
 from app.views.common import service
 from app.views.owners import current_owner
 
@@ -59,21 +62,41 @@ def _csv_response(svc: CrudService, query: ListQuery, stem: str) -> Response:
     )
 
 
-@bp.get(f"/<any({', '.join(RESOURCES)}):name>.csv")
+class TableName(BaseConverter):
+    """A declared table's name (`/movies.csv`), looked up when a URL is matched.
+
+    So a table declared after this module is imported (app.resources.register)
+    has its download too; any other name matches no route.
+    """
+
+    regex = "[a-z_]+"
+
+    def to_python(self, value: str) -> str:
+        """The name, if a table of that name is declared."""
+        if value not in RESOURCES:
+            raise NoRoute()
+        return value
+
+
+@bp.get("/<table_name:name>.csv")
 def export_csv(name: str) -> Response:
     """Download exactly the rows and order of /<name> with the same query string."""
     svc = service(name)
     return _csv_response(svc, svc.parse_query(request.args), name)
 
 
-@bp.get("/movies/<int:movie_id>/ratings.csv")
-def export_movie_ratings(movie_id: int) -> Response:
-    """Download one movie's ratings (404 if there is no such movie)."""
-    service("movies").get(movie_id)
-    svc = service("ratings")
+@bp.get("/<table_name:name>/<int:row_id>/<child:child>.csv")
+def export_children(name: str, row_id: int, child: Table) -> Response:
+    """Download one row's children, e.g. a movie's ratings (404 if no such row)."""
+    table = TABLES[name]
+    if child.name not in table.children or child.nesting is None:
+        abort(404)
+    service(name).get(row_id)
+    svc = service(child.name)
     args = MultiDict(request.args)
-    args["movie_id"] = str(movie_id)
-    return _csv_response(svc, svc.parse_query(args), f"movie-{movie_id}-ratings")
+    args[child.nesting.foreign_key] = str(row_id)  # the path wins over the query
+    stem = f"{table.singular}-{row_id}-{child.name}"
+    return _csv_response(svc, svc.parse_query(args), stem)
 
 
 # ------------------------------------------------------------------ import
@@ -307,7 +330,7 @@ def _render(
     """
     context.setdefault("resources", RESOURCES)
     context.setdefault("max_bytes", current_app.config["IMPORT_MAX_BYTES"])
-    context.setdefault("selected", "movies")
+    context.setdefault("selected", next(iter(TABLES)))  # the first in the nav
     context["htmx"] = is_htmx(request)
     if is_partial(request):
         return render_template(template, **context), status
