@@ -48,9 +48,10 @@ test: $(VENV)/.installed-test ## Run every test: tests/ (Flask client) and e2e/ 
 test-postgres: $(VENV)/.installed-test ## Run tests/ against PostgreSQL ($$PG_TEST_URL)
 	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest tests
 
-lint: $(VENV)/.installed-test ## ruff check and ruff format --check
+lint: $(VENV)/.installed-test ## ruff check, ruff format --check, mypy (app/)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.installed-test ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -424,16 +424,18 @@ class _HashSet:
     def __init__(self) -> None:
         self.groups: dict[int, array[int]] = {}
 
-    def add(self, value: int) -> None:
-        """Add a hash (any int: it is taken modulo 2**64)."""
+    def add(self, value: int) -> bool:
+        """Add a hash (any int: it is taken modulo 2**64); False if it was there."""
         value &= _MASK64
         group = self.groups.get(value >> 52)
         if group is None:
             self.groups[value >> 52] = array("Q", (value,))
-            return
+            return True
         at = bisect_left(group, value)
         if at == len(group) or group[at] != value:
             group.insert(at, value)
+            return True
+        return False
 
     def __contains__(self, value: int) -> bool:
         value &= _MASK64
@@ -445,6 +447,93 @@ class _HashSet:
 
 
 _MASK64 = (1 << 64) - 1
+# Match_on key hashes kept in memory (~8.5 bytes each: 18 MB); the rest go to a
+# temporary table. A 64 MB movies file of realistic lines holds under 2 M rows and
+# never spills; one of the shortest lines ("a1,d,") holds 8.4 M, whose preview
+# grew the peak RSS by 93 MB with every hash in memory, 31 MB with this budget
+# (issue 11: an import's peak RSS growth stays under 64 MB at the upload limit).
+KEY_HASHES_IN_MEMORY = 1 << 21
+
+
+class _SeenKeys:
+    """Hashes of the match_on keys a file has shown: in memory, then in the database.
+
+    Up to KEY_HASHES_IN_MEMORY hashes live in a _HashSet. Past it, new ones wait
+    in `pending` until the batch ends (flush), then go to a temporary table;
+    before each batch, prefetch() asks that table which of the batch's hashes it
+    holds, so a row's test stays a lookup in memory. Only files past the budget
+    pay for the table: two statements a batch.
+    """
+
+    TABLE = "reeltable_import_seen_keys"
+
+    def __init__(self, svc: CrudService) -> None:
+        self.svc = svc
+        self.memory = _HashSet()
+        self.size = 0
+        self.budget = KEY_HASHES_IN_MEMORY
+        self.spilled = False
+        self.hits: set[int] = set()  # hashes of this batch found in the table
+        self.pending: set[int] = set()  # added since the last flush, past budget
+
+    def add(self, value: int) -> None:
+        """Add a hash (any int: it is taken modulo 2**64)."""
+        value &= _MASK64
+        if self.size < self.budget:  # so nothing is in the table yet
+            self.size += self.memory.add(value)
+        elif value not in self.memory and value not in self.hits:
+            self.pending.add(value)
+
+    def __contains__(self, value: int) -> bool:
+        value &= _MASK64
+        return value in self.memory or value in self.hits or value in self.pending
+
+    def prefetch(self, values: Iterable[int]) -> None:
+        """Look up which of a batch's hashes the table holds (before the batch)."""
+        if not self.spilled:
+            return
+        wanted = [_signed(v & _MASK64) for v in values]
+        found = sa.text(f"SELECT h FROM {self.TABLE} WHERE h IN :hashes")
+        found = found.bindparams(sa.bindparam("hashes", expanding=True))
+        connection = self.svc.session.connection()
+        self.hits = {
+            h & _MASK64 for (h,) in connection.execute(found, {"hashes": wanted})
+        }
+
+    def flush(self) -> None:
+        """Move the hashes added past the budget to the table (after a batch)."""
+        if not self.pending:
+            return
+        connection = self.svc.session.connection()
+        if not self.spilled:
+            # IF NOT EXISTS and DELETE: an import that failed may have left it on
+            # this pooled connection (SQLite keeps a temporary table until then).
+            connection.execute(
+                sa.text(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.TABLE}"
+                    " (h BIGINT PRIMARY KEY)"
+                )
+            )
+            connection.execute(sa.text(f"DELETE FROM {self.TABLE}"))
+            self.spilled = True
+        # None is there already: add() kept out the table's (prefetched) hashes.
+        insert = sa.text(f"INSERT INTO {self.TABLE} (h) VALUES (:h)")
+        connection.execute(insert, [{"h": _signed(v)} for v in self.pending])
+        self.pending.clear()
+        self.hits.clear()
+
+    def close(self) -> None:
+        """Drop the table, if there is one."""
+        if self.spilled:
+            self.svc.session.connection().execute(
+                sa.text(f"DROP TABLE IF EXISTS {self.TABLE}")
+            )
+            self.spilled = False
+
+
+def _signed(value: int) -> int:
+    """An unsigned 64-bit value as the signed one a BIGINT column holds."""
+    return value - (1 << 64) if value >> 63 else value
 
 
 def _lines(stream: BinaryIO) -> Iterator[str]:
@@ -669,16 +758,17 @@ class _RowParser:
         self.settable = {f.name: f for f in resource.fields if f.creatable}
         self.id_kind = Integer(1, largest_id(resource.model), required=False)
         self.id_at = names.index("id") if "id" in names else -1
-        plan: list[_QuickField] | None = []
+        plan: list[_QuickField] = []
         for f in resource.fields:
             if not f.creatable:
                 continue
             quick = _quick_plan(f, names.index(f.name)) if f.name in names else None
             if quick is None:
-                plan = None  # every row the exact way
+                self.plan: list[_QuickField] | None = None  # every row the exact way
                 break
             plan.append(quick)
-        self.plan = plan
+        else:
+            self.plan = plan
 
     def __call__(self, cells: list[str], line: int) -> ParsedRow:
         """Parse one data row (a list of cells) found at `line`."""
@@ -830,7 +920,7 @@ class _Classifier:
         self.seen_ids = IdSet()
         # Hashes, not the keys themselves, keep memory small; a collision could
         # only make a valid row look like a duplicate, never write a wrong one.
-        self.seen_keys = _HashSet()
+        self.seen_keys = _SeenKeys(svc)
 
     def key(self, row: ParsedRow) -> tuple[Any, ...]:
         """The row's values of the match_on fields."""
@@ -844,6 +934,7 @@ class _Classifier:
             self.batch(batch)
             if progress is not None:
                 progress("checking", self.preview.rows, 0)
+        self.seen_keys.close()
         if progress is not None:
             progress("checking", self.preview.rows, 0)
         return self.preview
@@ -871,9 +962,12 @@ class _Classifier:
         if self.writing:
             stored = {i: old for i, old in stored.items() if self.was_there(i)}
         existing = {name: self.existing(name, valid) for name in self.references}
+        if self.match_on:
+            self.seen_keys.prefetch(hash(self.key(r)) for r in valid)
         writes: _Writes = ([], [])
         for row in rows:
             self.row(row, matched, stored, existing, writes)
+        self.seen_keys.flush()
         return writes
 
     def existing(self, name: str, rows: list[ParsedRow]) -> set[int]:
@@ -1103,6 +1197,7 @@ def import_file(
                 written += len(inserts) + len(updates)
                 if progress is not None:
                     progress("writing", written, total)
+        classifier.seen_keys.close()
         if expected is not None and preview.counts != expected:
             raise PreviewOutdated(preview)
     return preview

@@ -12,12 +12,14 @@ upload, import on Import).
 
 Memory: a file at the upload limit (64 MB) of ratings with large random ids,
 restored into an empty ratings table (1,000 movies), and one of movies without
-ids (matched on name and director): in a fresh interpreter, the peak RSS growth
-of the preview and of the import, each from the RSS before it (Linux:
+ids (matched on name and director); with --shortest also 64 MB of the shortest
+movies lines (8.4 M rows, the most keys to remember). The preview, then the
+import with the preview's counts, each in a fresh interpreter as an import job
+runs them: the peak RSS growth of each step over the RSS before it (Linux:
 /proc/self/clear_refs resets the peak).
 
-SQLite by default; `--postgres URL` runs the speed part on PostgreSQL too (in the
-bench database's own schema for it, which each import's changes are undone in).
+SQLite by default; `--postgres URL` runs both parts on PostgreSQL too (in the
+bench database's own schemas for them; each import's changes are undone).
 """
 
 from __future__ import annotations
@@ -243,9 +245,14 @@ def speed_postgres(size: Size, base_url: str) -> None:
 
 # ---------------------------------------------------------------- memory
 
-# Runs in a fresh interpreter: the peak RSS of each step, from the RSS before it.
+# One step in a fresh interpreter, the way an import job runs it (csv_io.job_main):
+# the app is made, then preview_file, or import_file with the preview's counts as
+# the job passes them, with a progress callback. Printed: the RSS before the step,
+# the peak RSS during it (Linux: /proc/self/clear_refs resets the peak first), its
+# wall time and counts. A fresh process per step, so the import cannot reuse
+# memory the preview freed, and the figure is what one job adds to its process.
 MEMORY_SCRIPT = """
-import json, sys
+import json, sys, time
 from pathlib import Path
 from app import create_app, csvio
 from app.crud import CrudService
@@ -257,23 +264,61 @@ def status(key):
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
 
-app = create_app({"SQLALCHEMY_DATABASE_URI": sys.argv[1], "SECRET_KEY": "x"},
-                 instance_path=sys.argv[2])
-table, path = sys.argv[3], Path(sys.argv[4])
-figures = {}
+url, instance, table, path, step, expected = sys.argv[1:7]
+app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x"},
+                 instance_path=instance)
+heard = []
+def progress(phase, done, total):
+    heard.append(done)
 with app.app_context():
     svc = CrudService(RESOURCES[table], db.session)
     svc.has_rows()
-    for step in ("preview", "import"):
-        Path("/proc/self/clear_refs").write_text("5")
-        before = status("VmRSS")
-        run = csvio.preview_file if step == "preview" else csvio.import_file
-        result = run(svc, path)
-        figures[step] = status("VmHWM") - before
-        figures["rows"] = result.new + result.changed + result.unchanged
-        figures["invalid"] = result.invalid
-print(json.dumps(figures))
+    Path("/proc/self/clear_refs").write_text("5")
+    before = status("VmRSS")
+    started = time.perf_counter()
+    if step == "preview":
+        result = csvio.preview_file(svc, Path(path), progress=progress)
+    else:
+        counts = json.loads(expected)
+        result = csvio.import_file(svc, Path(path), counts, progress=progress)
+    wall = time.perf_counter() - started
+    peak = status("VmHWM")
+print(json.dumps({"before": before, "peak": peak, "wall": wall,
+                  "counts": result.counts}))
 """
+
+
+@dataclass
+class Step:
+    """One measured preview or import: RSS before it, its peak, its wall time."""
+
+    before: int
+    peak: int
+    wall: float
+    counts: dict[str, int]
+
+    @property
+    def growth_mb(self) -> float:
+        """Peak RSS growth of the step, in MB (2**20 bytes)."""
+        return (self.peak - self.before) / 2**20
+
+
+def memory_step(
+    url: str, instance: Path, table: str, path: Path, step: str, expected: str = ""
+) -> Step:
+    """Run one step of an import in a fresh interpreter; return its figures."""
+    if url.startswith("postgresql://"):  # the app's config does this for DATABASE_URL
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, url, str(instance), table, str(path)]
+        + [step, expected or "{}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(f"the {step} of {path.name} failed:\n{done.stderr}")
+    return Step(**json.loads(done.stdout.splitlines()[-1]))
 
 
 def large_ids_file(path: Path, movies: int) -> Path:
@@ -322,9 +367,81 @@ def movies_file(path: Path) -> Path:
             written += len(line)
 
 
-def memory(movies: int = 1000) -> None:
-    """Peak RSS growth of a preview and an import of 64 MB files (SQLite)."""
-    print("Memory at the 64 MB upload limit (SQLite; peak RSS growth of each step):")
+def shortest_movies_file(path: Path) -> Path:
+    """64 MB of the shortest movies lines with distinct keys (",0,d,"): 8.4 M rows.
+
+    The most match_on keys a file at the limit can hold, so the most key hashes
+    to remember (past csvio.KEY_HASHES_IN_MEMORY they go to a temporary table).
+    """
+    if path.exists():
+        return path
+    digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    with path.open("wb") as f:
+        header = b"name,director,rating\n"
+        f.write(header)
+        written = len(header)
+        number = 0
+        while True:
+            name, rest = "", number
+            while True:
+                rest, digit = divmod(rest, len(digits))
+                name = digits[digit] + name
+                if not rest:
+                    break
+            line = f"{name},d,\n".encode()
+            if written + len(line) > UPLOAD_LIMIT:
+                return path
+            f.write(line)
+            written += len(line)
+            number += 1
+
+
+def memory_database(dialect: str, base_url: str, table: str, movies: int) -> str:
+    """A fresh, migrated database for one memory run; ratings get `movies` movies.
+
+    SQLite: a new file. PostgreSQL: schema imports_memory of the bench database,
+    dropped and made again.
+    """
+    folder = WORK / "memory"
+    instance = folder / "instance"
+    if dialect == "sqlite":
+        database = folder / "memory.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(database) + suffix).unlink(missing_ok=True)
+        url = "sqlite:///" + str(database)
+    else:
+        import psycopg
+
+        plain = base_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(plain, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)
+            ).fetchone()
+            if not found:
+                conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+        with psycopg.connect(pg_url(plain, PG_DATABASE), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+            conn.execute("DROP SCHEMA IF EXISTS imports_memory CASCADE")
+            conn.execute("CREATE SCHEMA imports_memory")
+        url = pg_url(plain, PG_DATABASE, "imports_memory")
+    flask(["db", "upgrade"], url, instance)
+    if table == "ratings":
+        flask(
+            ["seed", "--synthetic", "--movies", str(movies), "--ratings", "0"],
+            url,
+            instance,
+        )
+    return url
+
+
+def memory(
+    dialects: dict[str, str], movies: int = 1000, shortest: bool = False
+) -> None:
+    """Peak RSS growth of a preview and an import of 64 MB files, each dialect."""
+    print(
+        "Memory at the 64 MB upload limit (peak RSS growth of each step, in a"
+        " fresh process as an import job runs it):"
+    )
     folder = WORK / "memory"
     folder.mkdir(parents=True, exist_ok=True)
     instance = folder / "instance"
@@ -332,31 +449,29 @@ def memory(movies: int = 1000) -> None:
         "ratings": large_ids_file(folder / "ratings-large-ids.csv", movies),
         "movies": movies_file(folder / "movies-no-ids.csv"),
     }
-    for table, path in files.items():
-        database = folder / "memory.sqlite3"
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(database) + suffix).unlink(missing_ok=True)
-        url = "sqlite:///" + str(database)
-        flask(["db", "upgrade"], url, instance)
-        if table == "ratings":
-            seed = ["seed", "--synthetic", "--movies", str(movies), "--ratings", "0"]
-            flask(seed, url, instance)
-        done = subprocess.run(
-            [sys.executable, "-c", MEMORY_SCRIPT, url, str(instance), table, str(path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
+    if shortest:
+        files["movies, shortest lines"] = shortest_movies_file(
+            folder / "movies-shortest.csv"
         )
-        figures = json.loads(done.stdout.splitlines()[-1])
-        size_mb = path.stat().st_size / 2**20
-        print(
-            f"  {table}: {size_mb:.0f} MB, {figures['rows']:,} rows"
-            f" ({figures['invalid']:,} invalid): preview"
-            f" +{figures['preview'] / 2**20:.1f} MB, import"
-            f" +{figures['import'] / 2**20:.1f} MB",
-            flush=True,
-        )
+    for dialect, base_url in dialects.items():
+        for label, path in files.items():
+            table = label.split(",")[0]
+            url = memory_database(dialect, base_url, table, movies)
+            preview = memory_step(url, instance, table, path, "preview")
+            expected = json.dumps(preview.counts)
+            done = memory_step(url, instance, table, path, "import", expected)
+            if done.counts != preview.counts:
+                raise RuntimeError(f"{table}: {done.counts} != {preview.counts}")
+            size_mb = path.stat().st_size / 2**20
+            rows = sum(preview.counts.values())
+            print(
+                f"  {dialect:10} {label:7} {size_mb:.0f} MB, {rows:,} rows"
+                f" ({preview.counts['invalid']:,} invalid): preview"
+                f" +{preview.growth_mb:.1f} MB ({preview.wall:.0f} s), import"
+                f" +{done.growth_mb:.1f} MB ({done.wall:.0f} s); RSS before"
+                f" {preview.before / 2**20:.0f} MB",
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,7 +484,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL")
     parser.add_argument("--only", choices=["speed", "memory"], help="one part only")
     parser.add_argument(
-        "--no-sqlite", action="store_true", help="speed on PostgreSQL only"
+        "--no-sqlite", action="store_true", help="measure PostgreSQL only"
+    )
+    parser.add_argument(
+        "--shortest",
+        action="store_true",
+        help="memory: also 64 MB of the shortest movies lines (8.4 M rows, slow)",
     )
     args = parser.parse_args(argv)
     size = Size(args.movies, args.ratings)
@@ -381,7 +501,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.postgres:
             speed_postgres(size, args.postgres)
     if args.only != "speed":
-        memory()
+        dialects = {} if args.no_sqlite else {"sqlite": ""}
+        if args.postgres:
+            dialects["postgresql"] = args.postgres
+        memory(dialects, shortest=args.shortest)
     print(f"(load average now {os.getloadavg()[0]:.1f})")
     return 0
 
