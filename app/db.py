@@ -90,6 +90,23 @@ def _sqlite_begin(conn: Connection) -> None:
         return
     immediate = conn.get_execution_options().get(WRITE_INTENT, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if immediate:
+        # Another connection may have changed the schema since this one last read
+        # it (a big import rebuilds indexes: Bulk.deferred_indexes). A statement the
+        # driver keeps prepared notices that and reloads it now. Else the write's
+        # first statement, if newly prepared, is compiled against the old schema,
+        # and when its trigger feeds an FTS5 index (0015) not yet opened since, the
+        # index opens mid-compile, reloads the schema under the compiler and fails
+        # with "no such table: ratings" (seen on SQLite 3.40.1 and 3.51.1).
+        # Writes only: the lock is already held, so no commit can come between.
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a checked-out connection has one
+        driver.execute(_SCHEMA_PROBE)
+
+
+# Reads the schema cookie and nothing else (PRAGMA schema_version reads it but
+# does not reload a changed schema).
+_SCHEMA_PROBE = "SELECT 1 FROM sqlite_master WHERE 0"
 
 
 # ---------------------------------------------------------------- read limits
