@@ -67,7 +67,7 @@ def load_demo(rng: random.Random) -> tuple[int, int]:
     """Insert the demo films and a few hundred sample ratings; return the counts."""
     movies_svc, ratings_svc = _services()
     movies = demo_movies()
-    n_movies = movies_svc.bulk_insert(movies)
+    n_movies = movies_svc.bulk.load(movies)
     authors = demo_authors()
     stored = db.session.execute(
         db.select(MOVIES.model.id, MOVIES.model.name, MOVIES.model.rating)
@@ -86,7 +86,7 @@ def load_demo(rng: random.Random) -> tuple[int, int]:
                     "movie_name": name,
                 }
             )
-    n_ratings = ratings_svc.bulk_insert(ratings)
+    n_ratings = ratings_svc.bulk.load(ratings)
     return n_movies, n_ratings
 
 
@@ -138,13 +138,13 @@ def load_synthetic(
 ) -> tuple[int, int]:
     """Bulk-load synthetic movies and ratings; return the counts."""
     movies_svc, ratings_svc = _services()
-    n_m = movies_svc.bulk_insert(synthetic_movies(rng, n_movies))
+    n_m = movies_svc.bulk.load(synthetic_movies(rng, n_movies))
     pairs = db.session.execute(db.select(MOVIES.model.id, MOVIES.model.name)).all()
     names = dict(pairs)
     ids = list(names)
     n_r = 0
     if ids and n_ratings:
-        n_r = ratings_svc.bulk_insert(synthetic_ratings(rng, n_ratings, ids, names))
+        n_r = ratings_svc.bulk.load(synthetic_ratings(rng, n_ratings, ids, names))
     return n_m, n_r
 
 

@@ -48,6 +48,7 @@ from app.crud import (
     ValidationError,
     largest_id,
 )
+from app.crud.dialect import Dialect
 
 # ---------------------------------------------------------------- the cell format
 
@@ -120,71 +121,32 @@ def export_filename(stem: str, today: date) -> str:
 # ---------------------------------------------------------------- export
 
 
-class _Sql:
-    """The few SQL pieces that differ between SQLite and PostgreSQL."""
+def _formula_like(backend: Dialect, column: Any) -> sa.ColumnElement[bool]:
+    """True when format_text would protect the text: the same rule, in SQL."""
+    rest = sa.func.ltrim(column, "'")
+    exact = sa.or_(
+        sa.func.substr(rest, 1, 1).in_(list(CONTROL_START)),
+        sa.func.substr(sa.func.ltrim(rest, BLANKS), 1, 1).in_(list(FORMULA_SIGNS)),
+    )
+    # The apostrophe and every ASCII blank or sign sort before "A", every other
+    # blank or sign from U+0085 on: for text starting with an ASCII letter one
+    # comparison settles it without calling a function.
+    low = backend.by_code_point(column)
+    return sa.and_(sa.or_(low < "A", low >= "\x85"), exact)
 
-    def __init__(self, dialect: str) -> None:
-        self.sqlite = dialect == "sqlite"
 
-    def line(
-        self, cells: Sequence[sa.ColumnElement[Any]], whole: Sequence[bool]
-    ) -> sa.ColumnElement[Any]:
-        """Join cells with commas and end with CRLF; NULL becomes an empty cell.
-
-        `whole` marks cells that are never-NULL integers: SQLite prints those
-        with %d, straight from the integer, without making a text copy first.
-        """
-        codes = ["%d" if w and self.sqlite else "%s" for w in whole]
-        pattern = ",".join(codes) + "\r\n"
-        # printf/format build the line in one allocation; a chain of || would
-        # copy it once per piece, which shows at a million rows.
-        if self.sqlite:
-            # As a BLOB the driver hands over the UTF-8 bytes as they are, instead
-            # of decoding each line to str for us to encode again.
-            return sa.cast(sa.func.printf(pattern, *cells), sa.LargeBinary)
-        return sa.func.format(pattern, *cells, type_=sa.String)
-
-    def decimal(self, column: Any, places: int) -> sa.ColumnElement[str]:
-        """Format a number with a fixed number of decimals, the same on both."""
-        if self.sqlite:
-            formatted = sa.func.printf(f"%.{places}f", column, type_=sa.String)
-            return sa.case((column.is_(None), sa.null()), else_=formatted)
-        rounded = sa.func.round(sa.cast(column, sa.Numeric), places)
-        return sa.cast(rounded, sa.String)
-
-    def contains_any(self, column: Any, chars: str) -> sa.ColumnElement[bool]:
-        """True when the text holds any of the characters."""
-        if self.sqlite:
-            # One GLOB per character: a '*x*' pattern takes SQLite's fast path,
-            # a character class does not.
-            return sa.or_(*(column.op("GLOB")(f"*{c}*") for c in chars))
-        return column.op("~")("[" + re.escape(chars) + "]")
-
-    def formula_like(self, column: Any) -> sa.ColumnElement[bool]:
-        """True when format_text would protect the text: the same rule, in SQL."""
-        rest = sa.func.ltrim(column, "'")
-        exact = sa.or_(
-            sa.func.substr(rest, 1, 1).in_(list(CONTROL_START)),
-            sa.func.substr(sa.func.ltrim(rest, BLANKS), 1, 1).in_(list(FORMULA_SIGNS)),
-        )
-        # The apostrophe and every ASCII blank or sign sort before "A", every other
-        # blank or sign from U+0085 on: for text starting with an ASCII letter one
-        # comparison settles it without calling a function.
-        low = column if self.sqlite else sa.collate(column, "C")
-        return sa.and_(sa.or_(low < "A", low >= "\x85"), exact)
-
-    def text(self, column: Any) -> sa.ColumnElement[str]:
-        """Write a text column as a cell: formula prefix, then RFC 4180 quoting."""
-        safe = sa.case(
-            (self.formula_like(column), sa.literal("'").op("||")(column)),
-            else_=column,
-        )
-        quoted = (
-            sa.literal('"')
-            .op("||")(sa.func.replace(safe, '"', '""'))
-            .op("||")(sa.literal('"'))
-        )
-        return sa.case((self.contains_any(column, QUOTE_TRIGGERS), quoted), else_=safe)
+def _text_cell(backend: Dialect, column: Any) -> sa.ColumnElement[str]:
+    """Write a text column as a cell: formula prefix, then RFC 4180 quoting."""
+    safe = sa.case(
+        (_formula_like(backend, column), sa.literal("'").op("||")(column)),
+        else_=column,
+    )
+    quoted = (
+        sa.literal('"')
+        .op("||")(sa.func.replace(safe, '"', '""'))
+        .op("||")(sa.literal('"'))
+    )
+    return sa.case((backend.contains_any(column, QUOTE_TRIGGERS), quoted), else_=safe)
 
 
 def line_expression(
@@ -192,9 +154,10 @@ def line_expression(
 ) -> sa.ColumnElement[Any]:
     """Build the SQL expression that renders one row as a complete CSV line.
 
-    The line is UTF-8 bytes on SQLite and text on PostgreSQL.
+    The line is UTF-8 bytes on SQLite and text on PostgreSQL; what differs
+    between them is the backend's (app/crud/dialect.py, "CSV cells").
     """
-    sql = _Sql(svc.dialect)
+    backend = svc.backend
     model = svc.resource.model
     cells: list[sa.ColumnElement[Any]] = []
     whole: list[bool] = []
@@ -202,9 +165,9 @@ def line_expression(
         column = getattr(model, name)
         kind = None if name == "id" else svc.resource.field(name).kind
         if isinstance(kind, Text):
-            cells.append(sql.text(column))
+            cells.append(_text_cell(backend, column))
         elif isinstance(kind, Number):
-            cells.append(sql.decimal(column, kind.places))
+            cells.append(backend.csv_decimal(column, kind.places))
         elif kind is None or isinstance(kind, Integer | Reference):
             cells.append(column)  # digits never need quoting
         else:  # pragma: no cover - a new field kind needs a format here
@@ -212,7 +175,7 @@ def line_expression(
         whole.append(
             kind is None or (isinstance(kind, Integer | Reference) and kind.required)
         )
-    return sql.line(cells, whole)
+    return backend.csv_line(cells, whole)
 
 
 def export_chunks(
@@ -232,7 +195,7 @@ def export_chunks(
     head = (("\ufeff" if bom else "") + header_line(svc.resource)).encode()
     line = line_expression(svc)
     first = itemgetter(0)
-    for rows in svc.fetch_batches(query, line, batch=batch):
+    for rows in svc.reader.fetch_batches(query, line, batch=batch):
         lines = map(first, rows)
         data = b"".join(lines) if isinstance(rows[0][0], bytes) else "".join(lines)
         chunk = data if isinstance(data, bytes) else data.encode()
@@ -746,8 +709,9 @@ class _RowParser:
     A row whose every cell the quick path takes (see _quick_plan) gets the
     values parse() would give; any other row goes through _parse_row, the
     reference, so values and messages are the same either way. The quick path
-    skips the general one's per-cell calls, dicts and exceptions: 4.8 -> 2 µs
-    a row.
+    skips the general one's per-cell calls, dicts and exceptions, which more
+    than halves a row's parse time (`python -m bench.imports --only speed`, the
+    previews).
     """
 
     def __init__(self, svc: CrudService, names: list[str]) -> None:
@@ -905,13 +869,13 @@ class _Classifier:
         # restored (export, import into an empty database gives the same bytes).
         # Otherwise an id the table lacks is refused (issue 11): creating it
         # would move the id sequence past it for every later row.
-        self.restoring = not svc.has_rows()
+        self.restoring = not svc.lookups.has_rows()
         # An import writes each batch once it is classified: later batches must
         # not meet those rows, which were not there when the file was checked.
         # Ids are never reused and new rows get ids above the largest, so the
         # rows that were there are the ids up to `newest` (none, when restoring).
         self.writing = writing
-        self.newest = svc.newest_id() if writing else None
+        self.newest = svc.lookups.newest_id() if writing else None
         self.preview = Preview()
         # Referenced ids found to exist. A row deleted after it was looked up
         # is not noticed by a preview; an import holds the write lock (SQLite),
@@ -949,7 +913,7 @@ class _Classifier:
         matched: dict[tuple[Any, ...], list[int]] = {}
         if self.match_on:
             keys = {self.key(r) for r in valid if r.id is None}
-            matched = self.svc.ids_matching(self.match_on, keys)
+            matched = self.svc.lookups.ids_matching(self.match_on, keys)
             if self.writing:
                 kept = (
                     (k, [i for i in ids if self.was_there(i)])
@@ -958,7 +922,7 @@ class _Classifier:
                 matched = {k: ids for k, ids in kept if ids}
         wanted = {r.id for r in valid if r.id is not None}
         wanted.update(ids[0] for ids in matched.values() if len(ids) == 1)
-        stored = self.svc.stored_values(wanted, self.compare)
+        stored = self.svc.lookups.stored_values(wanted, self.compare)
         if self.writing:
             stored = {i: old for i, old in stored.items() if self.was_there(i)}
         existing = {name: self.existing(name, valid) for name in self.references}
@@ -981,7 +945,7 @@ class _Classifier:
         unknown = [i for i in asked if i not in known]
         if not unknown:
             return asked
-        found = self.svc.existing_references(name, unknown)
+        found = self.svc.lookups.existing_references(name, unknown)
         for i in found:
             known.add(i)
         return asked.difference(unknown).union(found)
@@ -1187,13 +1151,13 @@ def import_file(
                     continue
                 if not deferring:
                     # About to write: tell the service how much, so it can choose
-                    # how to keep the indexes (CrudService.deferred_indexes).
+                    # how to keep the indexes (Bulk.deferred_indexes).
                     share = (len(inserts) + len(updates)) / len(batch)
                     estimate = total or int(share * (lines - batch[0].line + 1))
-                    indexes.enter_context(svc.deferred_indexes(estimate))
+                    indexes.enter_context(svc.bulk.deferred_indexes(estimate))
                     deferring = True
-                svc.insert_many(inserts)
-                svc.update_many(updates)
+                svc.bulk.insert_many(inserts)
+                svc.bulk.update_many(updates)
                 written += len(inserts) + len(updates)
                 if progress is not None:
                     progress("writing", written, total)

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from e2e.conftest import Server
-from e2e.live import cell, movie, movie_id, saved, show_movie
+from e2e.live import cell, movie, movie_id, saved, show_movie, stale_view
 
 
 @pytest.fixture
@@ -17,6 +17,12 @@ def other(browser: Browser) -> Iterator[Page]:
     context = browser.new_context()
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def behind(page: Page) -> None:
+    """The first person's view stays as loaded (see stale_view)."""
+    stale_view(page)
 
 
 def save(page: Page, server: Server, name: str, field: str, label: str, typed: str):

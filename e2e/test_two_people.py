@@ -17,6 +17,7 @@ from e2e.live import (
     saved,
     show_movie,
     slow_network,
+    stale_view,
 )
 
 GONE = "This movie was deleted by someone else."
@@ -29,6 +30,12 @@ def other(browser: Browser) -> Iterator[Page]:
     context = browser.new_context()
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def behind(page: Page) -> None:
+    """The first person's view stays as loaded (see stale_view)."""
+    stale_view(page)
 
 
 def edit(row: Locator, field: str, label: str, typed: str) -> None:

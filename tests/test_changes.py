@@ -177,7 +177,7 @@ def test_bulk_insert_is_one_change_set(
 ) -> None:
     _, ratings = services
     rows = [{"rating": r, "author": "Eve", "movie_id": sample["blade"]} for r in (3, 4)]
-    assert ratings.bulk_insert(rows) == 2
+    assert ratings.bulk.load(rows) == 2
     changes = logged()
     assert len(changes) == 2 and len({c.set_id for c in changes}) == 1
     assert [values(c.new) for c in changes] == [
@@ -265,8 +265,8 @@ def test_a_rolled_back_write_leaves_no_log_row(
 ) -> None:
     movies, _ = services
     with pytest.raises(RuntimeError), movies.transaction():
-        movies.insert_many([{"name": "Heat", "director": "Michael Mann"}])
-        movies.update_many([(sample["alien"], {"rating": 1.0})])
+        movies.bulk.insert_many([{"name": "Heat", "director": "Michael Mann"}])
+        movies.bulk.update_many([(sample["alien"], {"rating": 1.0})])
         raise RuntimeError("the import failed")
     assert logged() == []
     assert table_rows(Movie, name="Heat") == []

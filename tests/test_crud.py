@@ -447,7 +447,7 @@ def test_fetch_batches_streams_exported_columns_in_query_order(
 ) -> None:
     query = movies.parse_query({"sort": "-rating"})
     columns = [getattr(Movie, name) for name in MOVIES.exported]
-    rows = [r for b in movies.fetch_batches(query, *columns, batch=1) for r in b]
+    rows = [r for b in movies.reader.fetch_batches(query, *columns, batch=1) for r in b]
     assert rows == [
         (sample["alien"], "Alien", "Ridley Scott", 8.5),
         (sample["blade"], "Blade Runner", "Ridley Scott", 8.1),
@@ -455,12 +455,12 @@ def test_fetch_batches_streams_exported_columns_in_query_order(
     ]
     query = ratings.parse_query({"movie": "blade"})
     columns = [getattr(Rating, name) for name in RATINGS.exported]
-    rows = [r for b in ratings.fetch_batches(query, *columns) for r in b]
+    rows = [r for b in ratings.reader.fetch_batches(query, *columns) for r in b]
     assert rows == [(rows[0][0], 8, "Cy", sample["blade"], "Blade Runner")]
 
 
 def test_bulk_insert_counts_rows(movies: CrudService) -> None:
-    n = movies.bulk_insert(
+    n = movies.bulk.load(
         ({"name": f"M{i}", "director": "D"} for i in range(25)), batch=10
     )
     assert n == 25

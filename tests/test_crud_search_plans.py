@@ -34,7 +34,7 @@ def movies(app: Flask):
         rows.append({"name": name, "director": rng.choice(WORDS), "rating": rating})
     with app.app_context():
         svc = CrudService(MOVIES, db.session)
-        svc.bulk_insert(rows)
+        svc.bulk.load(rows)
         yield svc
 
 
@@ -150,7 +150,7 @@ def test_table_totals_come_from_the_counter_and_stay_exact(app: Flask) -> None:
         movies = CrudService(MOVIES, db.session)
         ratings = CrudService(RATINGS, db.session)
         assert movies.count() == ratings.count() == 0
-        movies.bulk_insert({"name": f"M{i}", "director": "D"} for i in range(30))
+        movies.bulk.load({"name": f"M{i}", "director": "D"} for i in range(30))
         first = movies.create({"name": "Alien", "director": "Ridley Scott"})
         for author in ("Ana", "Bo", "Cy"):
             ratings.create({"rating": 8, "author": author, "movie_id": first.id})
@@ -185,7 +185,7 @@ def test_non_ascii_common_words_walk_with_the_index_match(app: Flask) -> None:
     ]
     with app.app_context():
         svc = CrudService(MOVIES, db.session)
-        svc.bulk_insert(rows)
+        svc.bulk.load(rows)
         query = svc.parse_query({"q": "café", "sort": "-rating"})
         page = svc.list(query)
         assert page.total == 200
@@ -238,7 +238,7 @@ def test_cached_counts_follow_every_write(app: Flask) -> None:
     counts = CountCache()
     with app.app_context():
         svc = fresh_service(app, counts)
-        svc.bulk_insert({"name": f"Star {i}", "director": "D"} for i in range(20))
+        svc.bulk.load({"name": f"Star {i}", "director": "D"} for i in range(20))
         star = {"q": "star"}
         sqlite = db.engine.dialect.name == "sqlite"
 
@@ -270,7 +270,7 @@ def test_counts_inside_a_write_are_not_cached(app: Flask) -> None:
     counts = CountCache()
     with app.app_context():
         svc = fresh_service(app, counts)
-        svc.bulk_insert({"name": f"Star {i}", "director": "D"} for i in range(5))
+        svc.bulk.load({"name": f"Star {i}", "director": "D"} for i in range(5))
         svc = fresh_service(app, counts)
         with pytest.raises(RuntimeError), svc.transaction():
             svc.session.add(MOVIES.model(name="Star new", director="D"))
@@ -373,7 +373,7 @@ def ratings(app: Flask):
     rng = random.Random(7)
     with app.app_context():
         movies = CrudService(MOVIES, db.session)
-        movies.bulk_insert(
+        movies.bulk.load(
             {"name": f"{rng.choice(WORDS)} {i}", "director": "D"} for i in range(60)
         )
         ids = list(db.session.scalars(sa.select(MOVIES.model.id)))
@@ -387,7 +387,7 @@ def ratings(app: Flask):
             for i in range(600)
         ]
         svc = CrudService(RATINGS, db.session)
-        svc.bulk_insert(rows)
+        svc.bulk.load(rows)
         yield svc
 
 
@@ -484,11 +484,11 @@ def test_a_walk_that_finds_its_matches_gathered_at_the_end_gives_up(
     # times its expected steps and the matches are sorted instead: same rows.
     with app.app_context():
         movies = CrudService(MOVIES, db.session)
-        movies.bulk_insert([{"name": "Alien", "director": "D"}])
+        movies.bulk.load([{"name": "Alien", "director": "D"}])
         movie_id = db.session.scalar(sa.select(MOVIES.model.id))
         svc = CrudService(RATINGS, db.session)
         # 18,000 by Ana..., then 2,000 by Zed Wen: by author, every Wen is last.
-        svc.bulk_insert(
+        svc.bulk.load(
             {
                 "rating": 1 + i // 10 % 10,  # the Wens' too
                 "author": f"Zed Wen {i}" if i % 10 == 0 else f"Ana {i}",

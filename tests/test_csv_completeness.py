@@ -26,7 +26,7 @@ from flask import Flask
 from flask_migrate import upgrade
 
 from app import create_app
-from app.crud import CrudService
+from app.crud.plan import Reader
 from app.db import db
 from app.models import Movie
 from tests.conftest import make_app
@@ -38,14 +38,14 @@ N_MOVIES = 20_000
 
 def broken_app() -> Flask:
     """The real app, except that every export fails after its first batch."""
-    real = CrudService.fetch_batches
+    real = Reader.fetch_batches
 
     def failing(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         batches = real(self, *args, **kwargs)
         yield next(batches)
         raise sa.exc.OperationalError("FETCH", {}, Exception("disk I/O error"))
 
-    CrudService.fetch_batches = failing  # type: ignore[method-assign]
+    Reader.fetch_batches = failing  # type: ignore[method-assign]
     return create_app()
 
 

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 
 from app import csvio
 from app.crud import CrudService
+from app.crud.plan import Reader
 from app.db import db
 from app.models import Movie, Rating
 from app.resources import MOVIES, RATINGS, RESOURCES
@@ -294,7 +295,7 @@ def test_failure_before_the_first_byte_is_a_plain_500(
         raise sa.exc.OperationalError("SELECT", {}, Exception("database is gone"))
         yield  # pragma: no cover
 
-    monkeypatch.setattr(CrudService, "fetch_batches", broken)
+    monkeypatch.setattr(Reader, "fetch_batches", broken)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     response = app.test_client().get("/movies.csv")
     assert response.status_code == 500
@@ -306,14 +307,14 @@ def test_failure_mid_stream_does_not_end_the_body(
 ) -> None:
     # The WSGI iterator raises instead of finishing, so the server drops the
     # connection before the last chunk (see test_csv_completeness for a real one).
-    real = CrudService.fetch_batches
+    real = Reader.fetch_batches
 
     def failing(self, *args, **kwargs):
         batches = real(self, *args, **kwargs)
         yield next(batches)
         raise sa.exc.OperationalError("FETCH", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(CrudService, "fetch_batches", failing)
+    monkeypatch.setattr(Reader, "fetch_batches", failing)
     response = app.test_client().get("/movies.csv")
     assert response.status_code == 200
     stream = iter(response.response)
@@ -329,13 +330,13 @@ def test_memory_stays_flat_for_a_large_export(app: Flask) -> None:
     n_movies, n_ratings = 1_000, 200_000
     with app.app_context():
         movies = CrudService(MOVIES, db.session)
-        movies.bulk_insert(
+        movies.bulk.load(
             {"name": f"Film {i}", "director": "Someone", "rating": (i % 100) / 10}
             for i in range(n_movies)
         )
         ids = dict(db.session.execute(sa.select(Movie.id, Movie.name)).all())
         keys = list(ids)
-        CrudService(RATINGS, db.session).bulk_insert(
+        CrudService(RATINGS, db.session).bulk.load(
             {
                 "rating": i % 10 + 1,
                 "author": f"Author {i % 997}",

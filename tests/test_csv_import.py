@@ -19,6 +19,7 @@ from werkzeug.test import encode_multipart
 from app import csvio
 from app.accounts import create_user
 from app.crud import CrudService
+from app.crud.bulk import Bulk
 from app.csvio import RowError
 from app.db import db
 from app.models import Movie, Rating
@@ -527,7 +528,7 @@ def test_a_failed_write_leaves_nothing(
     def refuse(self, changes, batch=1000):  # noqa: ANN001, ANN202
         raise csvio.ValidationError({"_": "The database refused this change."})
 
-    monkeypatch.setattr(CrudService, "update_many", refuse)
+    monkeypatch.setattr(Bulk, "update_many", refuse)
     response = client.post(location)
     assert response.status_code == 409
     assert "Nothing was imported: The database refused this change." in response.text

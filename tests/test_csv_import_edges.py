@@ -115,7 +115,7 @@ def many_movies(app: Flask) -> Iterator[CrudService]:
     ]
     with app.app_context():
         svc = CrudService(MOVIES, db.session)
-        svc.bulk_insert(rows)
+        svc.bulk.load(rows)
         if svc.dialect == "postgresql":
             with db.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
@@ -136,7 +136,9 @@ def test_matching_by_name_and_director_uses_an_index(
     # a 3,000-row table whole).
     keys = {(f"Film {i}", f"Director {i % 97}") for i in range(0, 3000, 100)}
     keys |= {("Film 1", "Nobody"), ("Twin", "Same"), ("Absent", "Nobody")}
-    found, plans = explained(svc, lambda: svc.ids_matching(("name", "director"), keys))
+    found, plans = explained(
+        svc, lambda: svc.lookups.ids_matching(("name", "director"), keys)
+    )
     assert plans, "no query was sent"
     for plan in plans:
         if svc.dialect == "sqlite":

@@ -413,15 +413,15 @@ def test_a_big_load_on_sqlite_rebuilds_the_indexes_it_dropped(
         f",{i % 10 + 1},Author {i},{i % 3 + 1},\r\n".encode() for i in range(300)
     )
     dropped: list[bool] = []
-    deferred = CrudService.deferred_indexes
+    deferred = crud.bulk.Bulk.deferred_indexes
 
     @contextmanager
-    def watched(self: CrudService, rows: int) -> Iterator[bool]:
+    def watched(self: crud.bulk.Bulk, rows: int) -> Iterator[bool]:
         with deferred(self, rows) as waiting:
             dropped.append(waiting)
             yield waiting
 
-    monkeypatch.setattr(CrudService, "deferred_indexes", watched)
+    monkeypatch.setattr(crud.bulk.Bulk, "deferred_indexes", watched)
     done = import_file(app, tmp_path, "ratings", RATINGS_HEADER + rows)
     assert done.counts["new"] == 300
     assert dropped == [True]
@@ -465,7 +465,7 @@ def test_a_failed_load_leaves_the_indexes_as_they_were(
     def refuse(self, changes, batch=1000):  # noqa: ANN001, ANN202
         raise csvio.ValidationError({"_": "The database refused this change."})
 
-    monkeypatch.setattr(CrudService, "update_many", refuse)
+    monkeypatch.setattr(crud.bulk.Bulk, "update_many", refuse)
     with pytest.raises(csvio.ValidationError):
         import_file(app, tmp_path, "movies", data)
     with app.app_context():
@@ -494,7 +494,7 @@ def status(key):
 app = make_app(sys.argv[1], Path(sys.argv[2]))
 with app.app_context():
     svc = CrudService(RATINGS, db.session)
-    svc.has_rows()
+    svc.lookups.has_rows()
     Path("/proc/self/clear_refs").write_text("5")
     before = status("VmRSS")
     result = csvio.preview_file(svc, Path(sys.argv[3]))

@@ -14,6 +14,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from app.crud import CrudService
+from app.crud.plan import Reader
 from app.db import db
 from app.models import Movie, Rating
 from app.resources import MOVIES, RATINGS
@@ -198,7 +199,7 @@ def test_failed_export_leaves_no_file(
         raise sa.exc.OperationalError("SELECT", {}, Exception("disk I/O error"))
         yield  # pragma: no cover
 
-    monkeypatch.setattr(CrudService, "fetch_batches", broken)
+    monkeypatch.setattr(Reader, "fetch_batches", broken)
     folder = tmp_path / "out"
     folder.mkdir()
     result = runner.invoke(args=["export", "movies", "--out", str(folder / "m.csv")])

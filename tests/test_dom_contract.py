@@ -24,7 +24,10 @@ from tests.conftest import Hx
 from tests.live_html import Element, parse
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = [ROOT / "static/js/app.js", ROOT / "static/js/import.js"]
+SCRIPTS = [
+    ROOT / "static/js" / name
+    for name in ("app.js", "import.js", "live.js", "history.js")
+]
 TEMPLATES = ROOT / "templates"
 
 # ------------------------------------------------------------ the scripts' names

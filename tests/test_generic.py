@@ -94,7 +94,7 @@ def test_whole_contract_on_a_third_table(books: CrudService) -> None:
 
     columns = [getattr(Book, name) for name in BOOKS.exported]
     query = books.parse_query({"sort": "pages"})
-    rows = [r for b in books.fetch_batches(query, *columns) for r in b]
+    rows = [r for b in books.reader.fetch_batches(query, *columns) for r in b]
     assert rows == [(short.id, "Short", 90, 9.99), (long.id, "Long", 901, None)]
 
     snapshot = books.delete(short.id)

@@ -122,7 +122,7 @@ def test_import_with_ids_does_not_rewind_the_sequence(app: Flask) -> None:
         third = movies.create({"name": "C", "director": "X"}).id
         movies.trash(third)
         movies.trash(second)
-        movies.bulk_insert([{"id": second, "name": "B", "director": "X"}])
+        movies.bulk.load([{"id": second, "name": "B", "director": "X"}])
         fresh = movies.create({"name": "D", "director": "X"}).id
     assert fresh > third
     assert ids(app, Movie) == [first, second, fresh]
@@ -398,9 +398,9 @@ def test_service_get_out_of_range_is_not_found(app: Flask, row_id: int) -> None:
             movies.get(row_id)
         with pytest.raises(NotFound):
             movies.trash(row_id)
-        assert movies.stored_values([row_id], ["name"]) == {}
+        assert movies.lookups.stored_values([row_id], ["name"]) == {}
         ratings = CrudService(RATINGS, db.session)
-        assert ratings.existing_references("movie_id", [row_id]) == set()
+        assert ratings.lookups.existing_references("movie_id", [row_id]) == set()
 
 
 @pytest.mark.parametrize("value", [INT4_MAX + 1, INT8_MAX, INT8_MAX + 1, 10**30])

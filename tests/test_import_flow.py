@@ -107,7 +107,7 @@ def an_import_writing(app: Flask, movie_id: int) -> Iterator[None]:
         svc = CrudService(MOVIES, session)
         try:
             with svc.transaction():
-                svc.update_many([(movie_id, {"name": "Held by an import"})])
+                svc.bulk.update_many([(movie_id, {"name": "Held by an import"})])
                 if POSTGRES:
                     locked = sa.select(Movie).where(Movie.id == movie_id)
                     session.execute(locked.with_for_update())

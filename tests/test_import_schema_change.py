@@ -120,10 +120,10 @@ FIRST_WRITES: dict[str, Callable[[], object]] = {
         "INSERT INTO ratings (rating, author, movie_id, movie_name)"
         " VALUES (4, 'New', 1, 'Alien')"
     ),
-    "bulk insert ratings": lambda: CrudService(RATINGS, db.session).bulk_insert(
+    "bulk insert ratings": lambda: CrudService(RATINGS, db.session).bulk.load(
         [{"rating": 4, "author": "New", "movie_id": 1}]
     ),
-    "bulk insert movies": lambda: CrudService(MOVIES, db.session).bulk_insert(
+    "bulk insert movies": lambda: CrudService(MOVIES, db.session).bulk.load(
         [{"name": "Heat", "director": "Michael Mann"}]
     ),
 }

@@ -84,6 +84,8 @@ PAGES = {
     "csv_io.index": "/import",
     "csv_io.show": "{upload}",
     "auth.login": "/login",
+    "changes.index": "/changes",
+    "changes.history": "/movies/{alien}/history",
 }
 NOT_PAGES = {
     "static",  # files
@@ -94,6 +96,8 @@ NOT_PAGES = {
     "ratings.children",  # ratings declare no children: always 404
     "csv_io.export_csv",  # downloads
     "csv_io.export_children",
+    "changes.export_csv",
+    "live.since",  # JSON (or 204) for a table's live updates, polled
     "health.healthz",  # JSON
     "auth.csrf_token",
 }

@@ -43,11 +43,11 @@ def catalogue(app: Flask):
     rng = random.Random(11)
     with app.app_context():
         movies, ratings = services()
-        movies.bulk_insert(
+        movies.bulk.load(
             {"name": f"{name} {i}", "director": "D"} for i, name in enumerate(NAMES * 4)
         )
         ids = list(db.session.scalars(sa.select(Movie.id)))
-        ratings.bulk_insert(
+        ratings.bulk.load(
             {
                 "rating": rng.randint(1, 10),
                 "author": rng.choice(AUTHORS),
@@ -150,7 +150,7 @@ def test_the_index_follows_every_write(app: Flask, catalogue, tmp_path: Path) ->
     movies.undo(token)
     assert_exact()
     # Bulk work: the service's bulk insert, and CSV imports of both tables.
-    ratings.bulk_insert(
+    ratings.bulk.load(
         {"rating": 5, "author": f"Bulk {i} Xq", "movie_id": movie.id} for i in range(30)
     )
     assert_exact()

@@ -107,7 +107,7 @@ def many_ratings(app: Flask, sample: dict) -> dict:
     """20,000 more ratings, so that a one-letter search must scan for a while."""
     with app.app_context():
         ratings = CrudService(RATINGS, db.session)
-        ratings.bulk_insert(
+        ratings.bulk.load(
             {"rating": 1 + i % 10, "author": f"Author {i}", "movie_id": sample["cure"]}
             for i in range(20_000)
         )

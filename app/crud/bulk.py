@@ -1,14 +1,15 @@
 """Bulk writes for loaders and imports: multi-row INSERTs, grouped UPDATEs, and
 index rebuilds after big loads. They run inside one write transaction (the
-service's transaction()), so a whole import commits or rolls back as one, and
-is logged as one change set (app/crud/changes.py), in bulk as well.
+service's transaction(), or load()'s own), so a whole import commits or rolls
+back as one, and is logged as one change set (app/crud/changes.py), in bulk as
+well.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -30,7 +31,7 @@ _INSERT_PARAMS = 30_000
 
 # deferred_indexes: the fewest rows worth rebuilding indexes for, and the share of
 # the table (1/8) from which a rebuild beats updating the indexes row by row
-# (measured on 1,000,000 ratings; the break-even is near 1/9).
+# (python -m bench.imports on 1,000,000 ratings: the break-even is near 1/9).
 _REBUILD_MIN = 20_000
 _REBUILD_SHARE = 8
 
@@ -44,12 +45,24 @@ class Bulk:
         resource: Resource[Any],
         backend: Dialect,
         counter: Counter,
+        write: Callable[[], AbstractContextManager[Any]],
     ) -> None:
         self.session = session
         self.resource = resource
         self.model = resource.model
         self.backend = backend
         self.counter = counter
+        # Opens one write transaction of the service (CrudService._write), for load().
+        self.write = write
+
+    def load(self, rows: Iterable[Mapping[str, Any]], batch: int = 10_000) -> int:
+        """Insert many prepared rows in a write transaction of their own; count them.
+
+        For loaders (seed) whose rows are already validated: it skips the
+        per-row ORM work that would make a million rows take minutes.
+        """
+        with self.write():
+            return self.insert_many(rows, batch)
 
     def insert_many(
         self, rows: Iterable[Mapping[str, Any]], batch: int = 10_000
@@ -85,11 +98,13 @@ class Bulk:
 
         One statement a row (executemany) makes SQLite flush a full-text index
         once a row, as the trigger feeding it runs in the statement's own
-        transaction: 200 µs a rating with the ratings index (0015), 29 µs in
-        statements of 1,000 rows. The values go to the driver as they are when
-        no column converts them (SQLAlchemy's handling of each row cost ~9 µs),
-        and the statement itself copies the copied fields, as a subquery on the
-        source row (fill_copies' query and merge cost another ~8 µs a row).
+        transaction: with the ratings index (0015) statements of 1,000 rows are
+        several times cheaper a row. The values go to the driver as they are
+        when no column converts them (SQLAlchemy's handling of each row cost
+        about as much as the insert), and the statement itself copies the copied
+        fields, as a subquery on the source row (cheaper than fill_copies' query
+        and merge). Measured by `python -m bench.imports --only speed` (1,000,000
+        new ratings).
         """
         groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
         for row in rows:
@@ -126,7 +141,8 @@ class Bulk:
         updated_at is set (the column's onupdate), and copies of the changed
         fields follow (a movie's new name in its ratings, as in a single edit:
         app/crud/copies.py). Core UPDATEs, one executemany per set of changed
-        fields: the ORM's load-modify-flush cost ~150 µs a row. The change log
+        fields: the ORM's load-modify-flush is many times slower a row
+        (`python -m bench.imports --only speed`, 100,000 changed). The change log
         gets each row's old and new values by INSERT ... SELECT and UPDATE, in
         SQL: the fields given are taken as changed. Raises Conflict if a row is
         gone.
@@ -174,16 +190,17 @@ class Bulk:
         """Inside transaction(), before writing about `rows` rows: maybe index later.
 
         SQLite updates every index of a table for each row written, each at its
-        own place: with the five indexes of 1,000,000 ratings that cost ~70 µs a
-        row once they outgrew the page cache, while building an index afresh sorts
-        the table once (~1.7 µs a row an index). So when `rows` is at least an
-        eighth of the table (and _REBUILD_MIN or more), the table's plain indexes
-        are dropped for the body and made again after it from their own CREATE
-        statements, in this same transaction: readers see the old indexes until
-        it commits, and if the body raises (or the transaction rolls back, or the
-        process dies) they stay as they were. Unique indexes stay (they enforce),
-        as does any index starting with the first match_on field (an import finds
-        rows through it). Yields whether the indexes wait. PostgreSQL keeps its
+        own place: with the five indexes of 1,000,000 ratings that costs far more
+        a row once they outgrow the page cache than building each index afresh,
+        which sorts the table once (`python -m bench.imports --only speed`,
+        1,000,000 new ratings). So when `rows` is at least an eighth of the table
+        (and _REBUILD_MIN or more), the table's plain indexes are dropped for the
+        body and made again after it from their own CREATE statements, in this
+        same transaction: readers see the old indexes until it commits, and if
+        the body raises (or the transaction rolls back, or the process dies) they
+        stay as they were. Unique indexes stay (they enforce), as does any index
+        starting with the first match_on field (an import finds rows through
+        it). Yields whether the indexes wait. PostgreSQL keeps its
         indexes: dropping one would lock readers out until the commit.
         """
         recreate: list[str] = []

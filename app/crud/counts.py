@@ -1,5 +1,6 @@
-"""Counting rows: from the counter rows where kept, cached by table version, else
-count(*), or the matches in the full-text index for a bare search.
+"""Counting rows: from the counter rows (SQLite) or slots (PostgreSQL) where kept,
+cached by table version, else count(*), or the matches in the full-text index for
+a bare search.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -19,9 +21,10 @@ from app.db import WRITE_INTENT
 class CountCache:
     """Counts of filtered views by (table, table version, filter), least recent out.
 
-    Only for tables whose version triggers bump on every write (SQLite, migration
-    0008): a count stored under a version is the count for as long as the version
-    stands. One per app, shared by its requests; thread-safe.
+    Only for tables whose version triggers bump on every write and whose dialect
+    offers it (Dialect.counter_version: SQLite, 0008; PostgreSQL's slots keep one
+    too, 0018, not used yet): a count stored under a version is the count for as
+    long as the version stands. One per app, shared by its requests; thread-safe.
     """
 
     def __init__(self, size: int = 1024) -> None:
@@ -68,41 +71,53 @@ class Counter:
             if state is not None:
                 return state[0]
             return self._count(None)
-        if state is None or self.cache is None or self._writing():
+        version = self._version()
+        if state is None or version is None or self.cache is None or self._writing():
             return self._count(query)
         # Paging or re-sorting a filtered view asks for the same count again; the
         # table's version changes with every write, so a cached count is exact.
-        key = (
-            self.model.__tablename__,
-            state[1],
-            query.q,
-            tuple(sorted(query.filters.items())),
-        )
-        total = self.cache.get(key)
+        key = (self.model.__tablename__, query.q, tuple(sorted(query.filters.items())))
+        total = self.cache.get((*key, state[1]))
         if total is None:
-            total = self._count(query)
-            self.cache.put(key, total)
+            # Stored under the version its own statement saw: on PostgreSQL each
+            # statement reads a newer snapshot, and a write may have committed
+            # since `state` was read.
+            stmt = self._statement(query).add_columns(version)
+            total, seen = self.session.execute(stmt).one()
+            total = int(total or 0)
+            self.cache.put((*key, seen), total)
         return total
 
     def _count(self, query: ListQuery | None) -> int:
         """Count the table's rows, or those matching `query`, in the database."""
+        return self.session.scalar(self._statement(query)) or 0
+
+    def _statement(self, query: ListQuery | None) -> sa.Select[Any]:
+        """SELECT count(*) of the table's rows, or of those matching `query`."""
         if query is not None and query.q and not query.filters:
             rowids = self.statements.search_match(query.q)
             if rowids is not None:
                 # The index holds exactly the table's rows (triggers keep it so):
                 # count the matches there, without fetching a row of the table.
-                counted = sa.select(sa.func.count()).select_from(rowids.subquery())
-                return self.session.scalar(counted) or 0
+                return sa.select(sa.func.count()).select_from(rowids.subquery())
         stmt = sa.select(sa.func.count()).select_from(self.model)
         if query is not None:
             stmt = stmt.where(*self.statements.where(query))
-        return self.session.scalar(stmt) or 0
+        return stmt
+
+    def _version(self) -> sa.ScalarSelect[Any] | None:
+        """The table's version as a subquery, or None if no counter keeps one."""
+        counts = self.resource.row_count_table
+        if counts is None:
+            return None
+        backend = self.statements.backend
+        return backend.counter_version(counts, self.model.__tablename__)
 
     def table_state(self) -> tuple[int, int] | None:
-        """(row count, version) from the table's counter row, or None if none.
+        """(row count, version) from the table's counter, or None if none.
 
-        Only SQLite keeps the counter rows (migration 0006): elsewhere there is
-        nothing to read, and no query is made.
+        SQLite keeps a counter row (migrations 0006, 0008), PostgreSQL counter
+        slots (0018): no count(*) of the table. Elsewhere no query is made.
         """
         counts = self.resource.row_count_table
         if counts is None:

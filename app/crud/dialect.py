@@ -4,12 +4,14 @@ The service never tests a dialect's name: it asks its backend, a `Dialect`. The 
 class is what any database gets (plain SQL, nothing held back); `SQLite` and
 `PostgreSQL` override where they differ: how text is matched (LIKE, ILIKE, the FTS5
 index), how a list of values is sent, how writers queue and time out, the id
-sequence, the export cursor, the counter rows and the index rebuild of big imports.
+sequence, the export cursor and the CSV cell SQL (app/csvio.py), the counter rows
+and the index rebuild of big imports.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -76,9 +78,44 @@ class Dialect:
         """(row count, version) from a table's counter row, or None if none kept."""
         return None
 
+    def counter_version(
+        self, counts_table: str, table_name: str
+    ) -> sa.ScalarSelect[Any] | None:
+        """The table's version as a subquery, to read in a count's own statement."""
+        return None
+
     def cursor(self, driver_connection: Any) -> Any:
         """A DBAPI cursor for streaming a whole result (an export)."""
         return driver_connection.cursor()
+
+    # ------------------------------------------------------------ CSV cells
+    # What app/csvio.py's export formats in SQL: PostgreSQL's functions here (what
+    # any other database got before), SQLite's printf and GLOB in SQLite.
+
+    def csv_line(
+        self, cells: Sequence[sa.ColumnElement[Any]], whole: Sequence[bool]
+    ) -> sa.ColumnElement[Any]:
+        """Join cells with commas and end with CRLF; NULL becomes an empty cell.
+
+        format() builds the line in one allocation; a chain of || would copy it
+        once per piece, which shows at a million rows. `whole` marks never-NULL
+        integer cells, which SQLite prints straight from the integer.
+        """
+        pattern = ",".join("%s" for _ in whole) + "\r\n"
+        return sa.func.format(pattern, *cells, type_=sa.String)
+
+    def csv_decimal(self, column: Any, places: int) -> sa.ColumnElement[str]:
+        """Format a number with a fixed number of decimals, the same on both."""
+        rounded = sa.func.round(sa.cast(column, sa.Numeric), places)
+        return sa.cast(rounded, sa.String)
+
+    def contains_any(self, column: Any, chars: str) -> sa.ColumnElement[bool]:
+        """True when the text holds any of the characters (a regex class)."""
+        return column.op("~")("[" + re.escape(chars) + "]")
+
+    def by_code_point(self, column: Any) -> Any:
+        """The text column compared by code point (the "C" collation)."""
+        return sa.collate(column, "C")
 
     # ------------------------------------------------------------ writing
 
@@ -214,6 +251,46 @@ class SQLite(Dialect):
         row = session.execute(stmt.bindparams(name=table_name)).first()
         return (row[0], row[1]) if row is not None else None
 
+    def counter_version(
+        self, counts_table: str, table_name: str
+    ) -> sa.ScalarSelect[Any] | None:
+        """SELECT version FROM the table's counter row."""
+        return (
+            sa.select(sa.column("version"))
+            .select_from(sa.table(counts_table))
+            .where(sa.column("table_name") == table_name)
+            .scalar_subquery()
+        )
+
+    def csv_line(
+        self, cells: Sequence[sa.ColumnElement[Any]], whole: Sequence[bool]
+    ) -> sa.ColumnElement[Any]:
+        """printf() the line, never-NULL integers with %d, as UTF-8 bytes.
+
+        %d prints straight from the integer, without making a text copy first.
+        As a BLOB the driver hands over the UTF-8 bytes as they are, instead of
+        decoding each line to str for us to encode again.
+        """
+        pattern = ",".join("%d" if w else "%s" for w in whole) + "\r\n"
+        return sa.cast(sa.func.printf(pattern, *cells), sa.LargeBinary)
+
+    def csv_decimal(self, column: Any, places: int) -> sa.ColumnElement[str]:
+        """Format a number with a fixed number of decimals: printf, NULL kept."""
+        formatted = sa.func.printf(f"%.{places}f", column, type_=sa.String)
+        return sa.case((column.is_(None), sa.null()), else_=formatted)
+
+    def contains_any(self, column: Any, chars: str) -> sa.ColumnElement[bool]:
+        """True when the text holds any of the characters.
+
+        One GLOB per character: a '*x*' pattern takes SQLite's fast path, a
+        character class does not.
+        """
+        return sa.or_(*(column.op("GLOB")(f"*{c}*") for c in chars))
+
+    def by_code_point(self, column: Any) -> Any:
+        """The column as it is: SQLite's default collation compares code points."""
+        return column
+
     def import_gate(self, session: Session, bulk: bool) -> AbstractContextManager[bool]:
         """Hold the SQLite database's import gate (app/write_gate.py): True if open."""
         bind = session.get_bind()
@@ -299,7 +376,7 @@ class SQLite(Dialect):
 
 
 class PostgreSQL(Dialect):
-    """PostgreSQL: pg_trgm-served ILIKE, row locks, sequences, named cursors."""
+    """PostgreSQL: pg_trgm ILIKE, row locks, sequences, named cursors, counter slots."""
 
     name = "postgresql"
 
@@ -309,6 +386,37 @@ class PostgreSQL(Dialect):
         """`column = ANY(:values)`: one array parameter."""
         array = sa.ARRAY(column.type)
         return column == sa.any_(sa.bindparam(None, list(values), type_=array))
+
+    def counter_row(
+        self, session: Session, counts_table: str, table_name: str
+    ) -> tuple[int, int] | None:
+        """(row count, version) summed over the table's counter slots (0018).
+
+        The count adds what this transaction has written and not yet committed
+        (kept in a setting until the commit moves it into a slot), so a writer
+        counts its own rows as on SQLite. None if the table has no slots.
+        """
+        slots = counter_slots(counts_table)
+        stmt = sa.text(
+            "SELECT coalesce(sum(n), 0) + coalesce(nullif("
+            "current_setting(:setting, true), '')::bigint, 0),"
+            f" coalesce(sum(version), 0), count(*) FROM {slots}"
+            " WHERE table_name = :name"
+        ).bindparams(name=table_name, setting=PG_PENDING_SETTING + table_name)
+        row = session.execute(stmt).one()
+        return (int(row[0]), int(row[1])) if row[2] else None
+
+    def counter_version(
+        self, counts_table: str, table_name: str
+    ) -> sa.ScalarSelect[Any] | None:
+        """None: filtered counts are not cached on PostgreSQL (yet).
+
+        The slots keep sum(version) as SQLite's row keeps version (0018), and
+        every committed write raises it; caching by it means reading it in the
+        count's own statement, as counts.Counter does, since each statement
+        sees a newer snapshot. The tests pin the old rule until that is decided.
+        """
+        return None
 
     def cursor(self, driver_connection: Any) -> Any:
         """A named (server-side) cursor.
@@ -363,6 +471,18 @@ class PostgreSQL(Dialect):
 
 
 _REBUILD_CACHE = -2048  # KiB of page cache while indexes are built (see there)
+# The transaction-local setting where PostgreSQL's triggers keep a table's
+# uncommitted change in rows (migration 0018), + the table's name.
+PG_PENDING_SETTING = "reeltable.row_count_"
+
+
+def counter_slots(counts_table: str) -> str:
+    """The PostgreSQL table of counter slots beside SQLite's `counts_table`.
+
+    row_counts (SQLite, one row a table) -> row_count_slots (PostgreSQL, 16).
+    """
+    return counts_table.removesuffix("s") + "_slots"
+
 
 _BACKENDS: dict[str, Dialect] = {d.name: d for d in (SQLite(), PostgreSQL())}
 _DEFAULT = Dialect()

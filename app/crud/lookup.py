@@ -43,9 +43,10 @@ class Lookups:
         """Return {key: ids of the rows whose `names` columns equal key}.
 
         The rows are found through an index starting with the first of `names`
-        (issue 11: `(a, b) IN (list)` compared every row with every key, 21.6 s
-        for 2,000 keys at 300,000 movies on PostgreSQL); Python keeps those equal
-        to a whole key.
+        (issue 11: `(a, b) IN (list)` compared every row with every key, seconds
+        a batch on PostgreSQL; `python -m bench.imports --only memory --postgres
+        URL` matches a file of movies on name and director); Python keeps those
+        equal to a whole key.
         """
         wanted = set(keys)
         if not wanted:

@@ -7,7 +7,8 @@ model, so a new table's migration calls these, as migrations 0006, 0008 and
 
     row counter   SQLite: the table's row in `row_counts` (n, version) and the
                   triggers that keep it exact (counts.Counter reads it, and keys
-                  the count cache by its version). PostgreSQL keeps none.
+                  the count cache by its version). PostgreSQL: 16 slots a
+                  table in `row_count_slots`, kept by statement triggers (0018).
     search index  SQLite: a contentless FTS5 trigram table over the searchable
                   columns, each value with an end mark, its term list
                   `<index>_terms` and the triggers that keep it in step
@@ -35,12 +36,22 @@ from typing import Any
 
 from alembic.operations import Operations
 
+from app.crud.dialect import counter_slots
 from app.crud.fields import Resource
 
 # After each indexed value: a control character no Text field may hold, so every
 # place two letters occur starts a trigram (two-letter searches, migration 0015).
 END = "char(31)"
 EVENTS = ("insert", "delete", "update")
+# PostgreSQL's counter slots a table (0018), and each trigger's (event,
+# transition table, function).
+PG_SLOTS = 16
+PG_TRIGGERS = (
+    ("insert", "REFERENCING NEW TABLE AS new_rows", "row_count_slots_inserted"),
+    ("delete", "REFERENCING OLD TABLE AS old_rows", "row_count_slots_deleted"),
+    ("update", "REFERENCING NEW TABLE AS new_rows", "row_count_slots_updated"),
+    ("truncate", "", "row_count_slots_truncated"),
+)
 
 
 def _dialect(op: Operations) -> str:
@@ -65,21 +76,53 @@ def row_counter_sql(table: str, counts: str = "row_counts") -> list[str]:
     ]
 
 
+def pg_row_counter_sql(table: str, counts: str = "row_counts") -> list[str]:
+    """PostgreSQL statements that seed `table`'s counter slots and triggers (0018).
+
+    The slot table and the trigger functions are 0018's, shared by every table.
+    """
+    slots = counter_slots(counts)
+    made = [
+        # SHARE: reads go on, no write slips in between the count and the triggers.
+        f"LOCK TABLE {table} IN SHARE MODE",
+        f"INSERT INTO {slots} (table_name, slot, n)"
+        f" SELECT '{table}', s, CASE WHEN s = 0 THEN (SELECT count(*) FROM {table})"
+        f" ELSE 0 END FROM generate_series(0, {PG_SLOTS - 1}) s",
+    ]
+    for event, referencing, function in PG_TRIGGERS:
+        made.append(
+            f"CREATE TRIGGER {slots}_{table}_{event}"
+            f" AFTER {event.upper()} ON {table} {referencing}"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        )
+    return made
+
+
 def create_row_counter(op: Operations, table: str, counts: str = "row_counts") -> None:
-    """Count `table`'s rows in `counts` by triggers (SQLite; nothing elsewhere)."""
-    if _dialect(op) != "sqlite":
+    """Count `table`'s rows by triggers: a row in `counts` (SQLite) or its slots."""
+    dialect = _dialect(op)
+    if dialect == "sqlite":
+        statements = row_counter_sql(table, counts)
+    elif dialect == "postgresql":
+        statements = pg_row_counter_sql(table, counts)
+    else:
         return
-    for statement in row_counter_sql(table, counts):
+    for statement in statements:
         op.execute(statement)
 
 
 def drop_row_counter(op: Operations, table: str, counts: str = "row_counts") -> None:
-    """Undo create_row_counter: its triggers and `table`'s counter row."""
-    if _dialect(op) != "sqlite":
-        return
-    for event in EVENTS:
-        op.execute(f"DROP TRIGGER IF EXISTS {counts}_{table}_{event}")
-    op.execute(f"DELETE FROM {counts} WHERE table_name = '{table}'")
+    """Undo create_row_counter: its triggers and `table`'s counter row or slots."""
+    dialect = _dialect(op)
+    if dialect == "sqlite":
+        for event in EVENTS:
+            op.execute(f"DROP TRIGGER IF EXISTS {counts}_{table}_{event}")
+        op.execute(f"DELETE FROM {counts} WHERE table_name = '{table}'")
+    elif dialect == "postgresql":
+        slots = counter_slots(counts)
+        for event, _referencing, _function in PG_TRIGGERS:
+            op.execute(f"DROP TRIGGER IF EXISTS {slots}_{table}_{event} ON {table}")
+        op.execute(f"DELETE FROM {slots} WHERE table_name = '{table}'")
 
 
 # ---------------------------------------------------------------- search indexes

@@ -4,15 +4,16 @@ It wires the parts together and adds the rules that span them: a write is one
 transaction (tx) that logs what it changes (changes), a stale edit may merge
 (validate.holds), a delete is offered for undo (trash), a change set can be
 undone and redone (changes.ChangeLog). Reading is delegated to
-select/plan/counts, imports to bulk and lookup.
+select/plan/counts; loaders and imports call the parts bulk and lookup
+themselves (svc.bulk, svc.lookups).
 """
 
 from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Generic
 
 import sqlalchemy as sa
@@ -37,6 +38,9 @@ from app.crud.validate import holds, validate
 # writers take turns), so two editors of one row need two tries; three leave room
 # for a third without letting a busy row keep a request looping.
 MERGE_ATTEMPTS = 3
+# The session.info key naming the last change set a write of the session
+# committed, as (table name, set id): a view offers its undo (app/views/history.py).
+LAST_SET = "reeltable.last_set"
 
 
 class CrudService(Generic[M]):
@@ -67,6 +71,8 @@ class CrudService(Generic[M]):
         self.max_page_size = max_page_size
         self.counts = counts
         self.write_lock = write_lock
+        # The change set of this service's last committed write, if it logged one.
+        self.last_set: int | None = None
 
     # ------------------------------------------------------------ the parts
 
@@ -109,7 +115,9 @@ class CrudService(Generic[M]):
     @functools.cached_property
     def bulk(self) -> Bulk:
         """Multi-row inserts and updates for loaders and imports."""
-        return Bulk(self.session, self.resource, self.backend, self.counter)
+        return Bulk(
+            self.session, self.resource, self.backend, self.counter, self._write
+        )
 
     @functools.cached_property
     def lookups(self) -> Lookups:
@@ -175,20 +183,22 @@ class CrudService(Generic[M]):
             raise NotFound(f"No {self.resource.singular} with id {row_id}.")
         return row
 
-    def fetch_batches(
-        self, query: ListQuery, *columns: Any, batch: int = 4096
-    ) -> Iterator[builtins.list[tuple[Any, ...]]]:
-        """Yield lists of raw DBAPI rows of `columns` (see Reader.fetch_batches)."""
-        return self.reader.fetch_batches(query, *columns, batch=batch)
-
     # ------------------------------------------------------------ writing
 
-    def _write(self, bulk: bool = False) -> AbstractContextManager[ChangeSet]:
+    @contextmanager
+    def _write(self, bulk: bool = False) -> Iterator[ChangeSet]:
         """One write transaction (tx.write_transaction), in this service's turn.
 
-        It yields the transaction's change set, the log of what it changes.
+        It yields the transaction's change set, the log of what it changes; once
+        committed, the set is `last_set` (and LAST_SET in the session's info).
         """
-        return write_transaction(self.session, self.backend, self.write_lock, bulk)
+        with write_transaction(
+            self.session, self.backend, self.write_lock, bulk
+        ) as log:
+            yield log
+        if log.id is not None:
+            self.last_set = log.id
+            self.session.info[LAST_SET] = (self.resource.name, log.id)
 
     def transaction(self) -> AbstractContextManager[ChangeSet]:
         """Open one write transaction: commit if the body succeeds, else roll back.
@@ -322,56 +332,3 @@ class CrudService(Generic[M]):
         if version is not None and stored.version != version:
             raise Conflict(row)
         return row
-
-    # ------------------------------------------------------------ loaders, imports
-
-    def bulk_insert(
-        self, rows: Iterable[Mapping[str, Any]], batch: int = 10_000
-    ) -> int:
-        """Insert many prepared rows in one transaction (Core executemany); count them.
-
-        For loaders (seed, import) whose rows are already validated: it skips the
-        per-row ORM work that would make a million rows take minutes.
-        """
-        with self._write():
-            return self.bulk.insert_many(rows, batch)
-
-    def insert_many(
-        self, rows: Iterable[Mapping[str, Any]], batch: int = 10_000
-    ) -> int:
-        """Insert validated rows in the current transaction (see Bulk.insert_many)."""
-        return self.bulk.insert_many(rows, batch)
-
-    def update_many(
-        self, changes: Iterable[tuple[int, Mapping[str, Any]]], batch: int = 1000
-    ) -> int:
-        """Apply validated changes by id in the current transaction (Bulk)."""
-        return self.bulk.update_many(changes, batch)
-
-    def deferred_indexes(self, rows: int) -> AbstractContextManager[bool]:
-        """Maybe drop the plain indexes for a big write (see Bulk.deferred_indexes)."""
-        return self.bulk.deferred_indexes(rows)
-
-    def stored_values(
-        self, ids: Iterable[int], names: Sequence[str]
-    ) -> dict[int, tuple[Any, ...]]:
-        """Return {id: values of the named columns} for those of `ids` that exist."""
-        return self.lookups.stored_values(ids, names)
-
-    def ids_matching(
-        self, names: Sequence[str], keys: Iterable[tuple[Any, ...]]
-    ) -> dict[tuple[Any, ...], builtins.list[int]]:
-        """Return {key: ids of the rows whose `names` columns equal key}."""
-        return self.lookups.ids_matching(names, keys)
-
-    def existing_references(self, field_name: str, ids: Iterable[int]) -> set[int]:
-        """Return which of `ids` exist in the table a Reference field points at."""
-        return self.lookups.existing_references(field_name, ids)
-
-    def has_rows(self) -> bool:
-        """True if the table holds at least one row (one index probe, no count)."""
-        return self.lookups.has_rows()
-
-    def newest_id(self) -> int | None:
-        """The table's largest id, or None if it is empty (one index probe)."""
-        return self.lookups.newest_id()

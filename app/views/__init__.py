@@ -5,7 +5,18 @@ from __future__ import annotations
 from flask import Flask, redirect
 from werkzeug.wrappers import Response
 
-from app.views import auth, common, csv_io, errors, health, jinja, tables
+from app.views import (
+    auth,
+    changes,
+    common,
+    csv_io,
+    errors,
+    health,
+    history,
+    jinja,
+    live,
+    tables,
+)
 from app.views.common import home_url
 
 
@@ -17,7 +28,10 @@ def init_app(app: Flask) -> None:
     tables.init_app(app)
     app.url_map.converters["table_name"] = csv_io.TableName
     app.register_blueprint(csv_io.bp)
+    app.register_blueprint(changes.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(history.bp)
+    live.init_app(app)
     errors.init_app(app)
 
     @app.get("/")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -54,6 +55,11 @@ GONE = "This import has expired or does not exist; upload the file again."
 def _csv_response(svc: CrudService, query: ListQuery, stem: str) -> Response:
     """Stream the CSV of a query as a download named after `stem` and today."""
     chunks = csvio.export_chunks(svc, query, bom=request.args.get("bom") == "1")
+    return csv_download(chunks, stem)
+
+
+def csv_download(chunks: Iterator[bytes], stem: str) -> Response:
+    """Stream CSV chunks (primed: early failures are plain errors) as a download."""
     filename = csvio.export_filename(stem, date.today())
     return Response(
         stream_with_context(csvio.primed(chunks)),
@@ -546,9 +552,10 @@ def _import_file(
     """
     csv_path, _ = _paths(token)
     name, owner, filename = state["resource"], state["owner"], state["filename"]
+    svc = service(name)
     try:
         preview = csvio.import_file(
-            service(name), csv_path, expected=state["counts"], progress=progress
+            svc, csv_path, expected=state["counts"], progress=progress
         )
     except csvio.PreviewOutdated as exc:
         state = _state_from(name, filename, exc.preview, "preview", owner)
@@ -571,8 +578,30 @@ def _import_file(
         return {**state, "answer": 409}
     else:
         state = _state_from(name, filename, preview, "done", owner)
+        # Its change set, so the result page can offer to undo it (issue 14).
+        state["set_id"] = svc.last_set
     _keep_state(token, state)
     return state
+
+
+@bp.post("/import/<token>/undo")
+def undo_import(token: str) -> Any:
+    """Undo a finished import as one change set (its owner only), once."""
+    state = _current_state(token)
+    if state["status"] != "done" or not state.get("set_id") or state.get("undone"):
+        return _render_state(token, state)
+    try:
+        service(state["resource"]).undo_set(state["set_id"])
+    except (Conflict, ValidationError) as exc:
+        reason = (
+            "Not undone: " + " ".join(exc.errors.values())
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        return _render_state(token, state, undo_note=reason, status=409)
+    state = {**state, "undone": True}
+    _keep_state(token, state)
+    return _render_state(token, state)
 
 
 # ------------------------------------------------------------------ the jobs

@@ -96,7 +96,7 @@ def duplicate(
     token = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:16]
     if confirmed == token:
         return None
-    if not svc.ids_matching(names, [key]):
+    if not svc.lookups.ids_matching(names, [key]):
         return None
     labels = " and ".join(table.resource.field(n).label.lower() for n in names)
     return {

@@ -46,6 +46,19 @@ Rows (`table_rows`; `Dom.row_id`)
 - Every `<td>` of a data row has `tabindex`: -1, or 0 for the grid's one tab
   stop (app.js moves it); app.js sets controls inside cells to -1 too.
 
+History (issue 14; static/js/history.js, app/views/changes.py)
+- `td.actions > form.history-form > button.history-button`: "History of
+  <title>"; GETs the row's history (a page without JavaScript) into
+  `#history-panel`, inside `dialog#history-dialog` (base.html), which
+  history.js opens. Alt+H on a focused row clicks its `.history-button`.
+- `.history-panel[data-history-url]` (partials/history_panel.html): the panel;
+  its `#history-heading` takes the focus. Each `form.history-restore` PATCHes
+  one field (the row's update view, with the version the panel was drawn at)
+  into the row (`hx-target` its id); after it history.js draws the panel again from
+  `data-history-url`, or, when the save was refused (409, 422), closes the
+  dialog so the row's conflict or editor shows. Closing gives the focus back to
+  the row's `.history-button`.
+
 Cells (`Dom.cell_id`, `Dom.cell_class`)
 - `td.cell[data-field=<field>]#<row id>-<field>`: a value cell (app.js builds the
   id the same way from the row's). `.num`: a number; `.editable`: edited inline;
@@ -86,6 +99,32 @@ Page (templates/base.html)
   there and into every `input[name=csrf_token]`). app.js sets
   `data-csrf-retried` on an element whose request it sent again with a fresh token.
 
+Undo and redo (issue 14; templates/table.html, app/views/history.py)
+- `.change-bar[data-undo-url][data-redo-url]`: `button#change-undo` and
+  `button#change-redo` (disabled with nothing to do; their `title` and
+  `#change-undo-what` / `#change-redo-what`, which `aria-describedby` names,
+  say what they would do) and `#change-message` (what was done or refused).
+  app.js keeps the tab's change sets from each write's `X-Change-Set` and
+  `X-Change-Label` headers; after an undo or redo it draws again the rows of
+  `X-Changed-Rows` (their `data-row-url`), removes those of `X-Removed-Rows`
+  and draws the `.table-region` again for `X-Created-Rows`.
+
+Live (issue 14; static/js/live.js, app/views/live.py, partials/table_region.html)
+- `.live-notice[data-live-url][data-live-table][data-live-after]` in the
+  region's `.table-toolbar`: where live.js asks what changed (GET
+  `data-live-url`) in `data-live-table` after change id `data-live-after`,
+  which it moves on with each answer (the region drawn again brings its own).
+  Hidden until it says, in `.live-notice-text`, how many rows were created
+  elsewhere (`data-singular` / `data-plural` name them); its `.live-show`
+  button draws the `.table-region` again. The count `#<singular>-count`
+  (`.row-count`) follows creates and deletes at once.
+- A `tr.data-row` changed elsewhere is drawn again from its `data-row-url`
+  (app.js's swap rules: `.editing` cells and saves in flight are kept) and
+  lit by `.live-changed`; one deleted elsewhere gets `.is-gone`,
+  `.live-removing` and `aria-disabled`, then goes (unless a cell is `.editing`
+  or `aria-busy`), and live.js fires `reeltable:rows-removed`, on which app.js
+  removes its `tr.child-row[data-child-of]` and puts the focus back.
+
 Import (static/js/import.js; templates/import.html and partials/import_form.html)
 - `#import-form[data-max-bytes]` with its `input[type=file]` and
   `progress#import-progress`; `#import-result` takes the answers, and a copy
@@ -102,6 +141,7 @@ from flask import current_app, request, url_for
 from markupsafe import Markup, escape
 
 from app.crud import Field, Filter, Integer, Number
+from app.resources import TABLES
 from app.ui import Table
 
 # ---------------------------------------------------------------- formatting
@@ -250,6 +290,9 @@ class RowUrls:
         self._edit = parts("edit", next=back)
         self._delete_form = parts("delete_form", **args)
         self._delete = parts("delete", **args)
+        history = url_for("changes.history", name=name, row_id=_ROW_ID, **args)
+        split = _url_parts(history, _ROW_ID)
+        self._history = tuple(str(escape(p)) for p in split) if html else split
 
     def row(self, row_id: int) -> str:
         """url_for("<table>.row", row_id=row_id, [nested=1])."""
@@ -279,6 +322,11 @@ class RowUrls:
     def delete(self, row_id: int) -> str:
         """url_for("<table>.delete", row_id=row_id, [nested=1])."""
         a, b = self._delete
+        return f"{a}{row_id}{b}"
+
+    def history(self, row_id: int) -> str:
+        """url_for("changes.history", name=<table>, row_id=row_id, [nested=1])."""
+        a, b = self._history
         return f"{a}{row_id}{b}"
 
 
@@ -386,6 +434,7 @@ def table_rows(
             value = summary_value(table, row_id, summary.name, stats)
             out.append(f'<td class="summary" tabindex="-1">{value}</td>')
         if can_write:
+            history = urls.history(row_id)
             out.append(
                 '<td class="actions" tabindex="-1">'
                 f'<a class="no-js-only" href="{urls.edit(row_id)}">'
@@ -397,6 +446,13 @@ def table_rows(
                 f' hx-confirm="Delete “{title}”?{note}">{hidden}'
                 '<button type="submit" class="delete-button">'
                 f'Delete<span class="visually-hidden"> {title}</span></button>'
+                "</form>"
+                # A GET form, so without JavaScript it opens the history page.
+                f'<form class="history-form" method="get" action="{history}"'
+                f' hx-get="{history}" hx-target="#history-panel"'
+                ' hx-swap="innerHTML">'
+                '<button type="submit" class="history-button secondary">'
+                f'History<span class="visually-hidden"> of {title}</span></button>'
                 "</form></td>"
             )
         out.append("</tr>")
@@ -559,3 +615,45 @@ def editor_templates(table: Table, nested: bool = False) -> Markup:
                 f'<template data-editor="{field.name}">{editor_form(field)}</template>'
             )
     return Markup("".join(out))
+
+
+# ---------------------------------------------------------------- the change log
+
+
+def change_rows(entries: Iterable[Any]) -> Markup:
+    """The Changes page's body: one <tr> a field of a change (views/changes.Entry).
+
+    Not a grid (no editing, no keys): each row links to its row's history.
+    """
+    out: list[str] = []
+    for entry in entries:
+        change = entry.change
+        at = entry.when
+        table = escape(change.table_name)
+        history = ""
+        if change.table_name in TABLES:
+            history = url_for(
+                "changes.history", name=change.table_name, row_id=change.row_id
+            )
+        row = (
+            f'<a href="{escape(history)}">{change.row_id}</a>'
+            if history
+            else str(change.row_id)
+        )
+        out.append(
+            f'<tr class="change" data-change="{change.id}">'
+            f'<td><time datetime="{at.isoformat()}">'
+            f"{at:%Y-%m-%d %H:%M:%S} UTC</time></td>"
+            f"<td>{escape(change.who)}</td>"
+            f'<td>{table}</td><td class="num">{row}</td>'
+            f"<td>{escape(entry.op)}</td>"
+            f"<td>{escape(entry.field)}</td>"
+            f"<td>{_value(entry.old)}</td><td>{_value(entry.new)}</td>"
+            "</tr>"
+        )
+    return Markup("\n".join(out))
+
+
+def _value(text: str | None) -> str:
+    """A logged value as its cell shows it; the none mark when it had none."""
+    return _NONE if text is None or text == "" else str(escape(text))

@@ -576,6 +576,7 @@ document.addEventListener("keydown", (event) => {
   if (event.defaultPrevented || event.isComposing) return;
   const target = event.target;
   if (!(target instanceof Element)) return;
+  if (changeKey(event, target)) return;
   if (target.matches(EDITOR_INPUT)) return editorKey(event, target);
   if (event.key === "Escape") {
     const conflict = target.closest("form.cell-conflict");
@@ -1049,6 +1050,203 @@ for (const name of ["htmx:sendError", "htmx:timeout"]) {
   });
 }
 
+// ------------------------------------------------------------------ undo and redo
+
+// The change sets this tab made (issue 14), newest last, in sessionStorage (one
+// per tab, kept over a reload): {undo: [{token, label}], redo: [...]}. Each
+// write's answer names its set (X-Change-Set: a token only this person can use;
+// X-Change-Label: what it did, percent-encoded). Undo sends the newest back to
+// the server, whose answer holds the token that redoes it, and the other way.
+const CHANGES_KEY = "reeltable-change-sets";
+const CHANGES_KEPT = 100;
+const NOTHING = { undo: "Nothing to undo", redo: "Nothing to redo" };
+let changing = false; // an undo or redo is being answered: the next one waits
+
+function changeBar() {
+  return document.querySelector(".change-bar");
+}
+
+function changeStacks() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(CHANGES_KEY) || "null");
+    if (kept && Array.isArray(kept.undo) && Array.isArray(kept.redo)) return kept;
+  } catch {
+    // Storage turned off or spoilt: this tab starts afresh.
+  }
+  return { undo: [], redo: [] };
+}
+
+function keepStacks(stacks) {
+  stacks.undo = stacks.undo.slice(-CHANGES_KEPT);
+  stacks.redo = stacks.redo.slice(-CHANGES_KEPT);
+  try {
+    sessionStorage.setItem(CHANGES_KEY, JSON.stringify(stacks));
+  } catch {
+    // Not kept over a reload; this page still has them.
+  }
+  showStacks(stacks);
+}
+
+// The buttons say what they would do (title and aria-describedby), or are off.
+function showStacks(stacks = changeStacks()) {
+  for (const kind of ["undo", "redo"]) {
+    const button = document.getElementById(kind === "undo" ? "change-undo" : "change-redo");
+    const what = document.getElementById(kind === "undo" ? "change-undo-what" : "change-redo-what");
+    if (!button || !what) continue;
+    const list = stacks[kind];
+    const top = list[list.length - 1];
+    const text = top ? top.label : NOTHING[kind];
+    button.disabled = !top;
+    button.title = text;
+    what.textContent = text;
+  }
+}
+
+function changeMessage(text) {
+  const box = document.getElementById("change-message");
+  if (box) box.textContent = text;
+}
+
+function headerList(xhr, name) {
+  return (xhr.getResponseHeader(name) || "").split(" ").filter(Boolean);
+}
+
+function labelOf(xhr) {
+  try {
+    return decodeURIComponent(xhr.getResponseHeader("X-Change-Label") || "") || "a change";
+  } catch {
+    return "a change";
+  }
+}
+
+function isChangeRequest(path) {
+  const bar = changeBar();
+  return Boolean(bar) && (path === bar.dataset.undoUrl || path === bar.dataset.redoUrl);
+}
+
+// Every write this tab makes (a save, an add, a delete, an undo of a delete)
+// goes on the undo stack; a new write ends what could be redone.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const { xhr, requestConfig, successful } = event.detail;
+  if (!xhr || !successful || !requestConfig || isChangeRequest(requestConfig.path)) return;
+  const token = xhr.getResponseHeader("X-Change-Set");
+  if (!token) return;
+  const stacks = changeStacks();
+  stacks.undo.push({ token, label: labelOf(xhr) });
+  stacks.redo = [];
+  keepStacks(stacks);
+});
+
+// Undo (or redo) the newest set on the stack, through the server; a refusal says
+// who changed what since, in a toast and next to the buttons.
+async function runChange(kind) {
+  const bar = changeBar();
+  if (!bar || changing) return;
+  changing = true;
+  try {
+    // A save still on its way is the newest change: wait for it to be named.
+    await Promise.all([...queues.values()]);
+    const stacks = changeStacks();
+    const entry = stacks[kind].pop();
+    if (!entry) return;
+    keepStacks(stacks);
+    const url = kind === "undo" ? bar.dataset.undoUrl : bar.dataset.redoUrl;
+    let xhr = null;
+    const seen = (event) => {
+      if (event.detail.requestConfig && event.detail.requestConfig.path === url) xhr = event.detail.xhr;
+    };
+    document.addEventListener("htmx:afterRequest", seen);
+    try {
+      await htmx.ajax("POST", url, { source: bar, swap: "none", values: { token: entry.token } });
+    } catch {
+      // No answer: handled below as status 0.
+    } finally {
+      document.removeEventListener("htmx:afterRequest", seen);
+    }
+    changeAnswered(kind, entry, xhr);
+  } finally {
+    changing = false;
+  }
+}
+
+function changeAnswered(kind, entry, xhr) {
+  const status = xhr ? xhr.status : 0;
+  const stacks = changeStacks();
+  if (status === 200) {
+    const token = xhr.getResponseHeader("X-Change-Set");
+    if (token) stacks[kind === "undo" ? "redo" : "undo"].push({ token, label: entry.label });
+    keepStacks(stacks);
+    changeMessage(`${kind === "undo" ? "Undone" : "Redone"}: ${entry.label}.`);
+    redrawChanged(xhr);
+    return;
+  }
+  if (status === 409) {
+    const doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+    const said = doc.querySelector(".toast-text");
+    changeMessage(said ? said.textContent.trim() : `Not done: ${entry.label}.`);
+    return; // it cannot be done as things stand: it leaves the stack
+  }
+  if (status === 404 || status === 403 || status === 422) {
+    changeMessage(`Not done: ${entry.label}.`);
+    return;
+  }
+  // No answer, or the server failed: it can be tried again.
+  stacks[kind].push(entry);
+  keepStacks(stacks);
+  changeMessage(`Not done (${status ? `the server answered ${status}` : "no connection"}): ${entry.label}.`);
+}
+
+// The rows an undo or redo changed are drawn again where they are, rows it
+// deleted go; rows it brought back appear with the table drawn again. Counts and
+// summaries came out of band with the answer.
+function redrawChanged(xhr) {
+  const hadFocus = document.activeElement;
+  for (const id of headerList(xhr, "X-Removed-Rows")) {
+    const row = document.getElementById(id);
+    if (row && row.matches("tr.data-row")) row.remove();
+  }
+  syncRows();
+  if (!hadFocus.isConnected) restoreGridFocus();
+  for (const id of headerList(xhr, "X-Changed-Rows")) {
+    const row = document.getElementById(id);
+    if (!row || !row.matches("tr.data-row") || !row.dataset.rowUrl) continue;
+    htmx.ajax("GET", row.dataset.rowUrl, { source: row, target: row, swap: "outerHTML" });
+  }
+  const region = document.querySelector(".table-region");
+  if (headerList(xhr, "X-Created-Rows").length && region) {
+    htmx.ajax("GET", location.pathname + location.search, { source: region, target: region, swap: "outerHTML" });
+  }
+}
+
+// Rows static/js/live.js took out (deleted elsewhere, issue 14): their child rows
+// go too, the grid keeps a tab stop, and a focus they held goes back to the grid.
+document.addEventListener("reeltable:rows-removed", () => {
+  syncRows();
+  ensureTabStops(document);
+  if (focusLost()) restoreGridFocus();
+});
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest && event.target.closest("#change-undo, #change-redo");
+  if (button) runChange(button.id === "change-undo" ? "undo" : "redo");
+});
+
+// Ctrl+Z undoes, Ctrl+Shift+Z and Ctrl+Y redo, in the table and on the buttons;
+// in a text field the browser's own undo of the typing applies.
+function changeKey(event, target) {
+  if (!(event.ctrlKey || event.metaKey) || event.altKey || !changeBar()) return false;
+  if (target.matches("input, textarea, select, [contenteditable]")) return false;
+  if (target !== document.body && !target.closest(`${GRID}, .change-bar`)) return false;
+  const key = event.key.toLowerCase();
+  let kind = null;
+  if (key === "z") kind = event.shiftKey ? "redo" : "undo";
+  else if (key === "y" && !event.shiftKey) kind = "redo";
+  if (!kind) return false;
+  event.preventDefault();
+  runChange(kind);
+  return true;
+}
+
 // ------------------------------------------------------------------ after swaps
 
 document.addEventListener("htmx:load", (event) => {
@@ -1071,3 +1269,4 @@ document.addEventListener("htmx:afterSettle", (event) => {
 
 ensureTabStops(document);
 armToasts(document);
+showStacks();

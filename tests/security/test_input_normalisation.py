@@ -376,7 +376,7 @@ def test_sql_and_python_write_the_same_cells(app: Flask) -> None:
         line = csvio.line_expression(svc, ["id", "name"])
         got = [
             row[0] if isinstance(row[0], str) else row[0].decode()
-            for batch in svc.fetch_batches(svc.parse_query({}), line)
+            for batch in svc.reader.fetch_batches(svc.parse_query({}), line)
             for row in batch
         ]
         stored = db.session.execute(sa.select(Movie.id, Movie.name)).all()
