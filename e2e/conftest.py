@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, Page, expect
 
 from e2e.browser import LAUNCH_ARGS, executable_path
 
@@ -154,3 +154,11 @@ def wait_until_up(url: str, proc: subprocess.Popen) -> None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
     raise RuntimeError(f"server at {url} did not come up")
+
+
+@pytest.fixture
+def other(browser: Browser) -> Iterator[Page]:
+    """A second person: a page in a browser context of its own."""
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()

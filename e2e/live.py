@@ -59,3 +59,11 @@ def stale_view(page: Page) -> None:
     first, as they do for anyone whose page polls in time.
     """
     page.route("**/changes/since*", lambda route: route.fulfill(status=204))
+
+
+def edit(row: Locator, field: str, label: str, typed: str) -> None:
+    """Open a cell's editor with a click, type and press Enter."""
+    cell(row, field).click()
+    box = row.get_by_role("textbox", name=label)
+    box.fill(typed)
+    box.press("Enter")

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from e2e.conftest import Server
 from e2e.live import cell, movie, movie_id, saved, show_movie, stale_view
-
-
-@pytest.fixture
-def other(browser: Browser) -> Iterator[Page]:
-    """A second person: a page in a browser context of its own."""
-    context = browser.new_context()
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture(autouse=True)

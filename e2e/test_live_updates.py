@@ -9,15 +9,14 @@ through static/js/live.js: within the issue's 2 s (the timeouts below allow
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Page, expect
 
 from e2e.conftest import Server
 from e2e.live import (
     accept_dialogs,
     cell,
+    edit,
     movie,
     movie_id,
     saved,
@@ -28,22 +27,6 @@ from e2e.live import (
 LIVE_MS = 2500  # the issue's 2 s, and a margin for a loaded test machine
 LIT = re.compile(r"\blive-changed\b")
 GONE = re.compile(r"\bis-gone\b")
-
-
-@pytest.fixture
-def other(browser: Browser) -> Iterator[Page]:
-    """A second person: a page in a browser context of its own."""
-    context = browser.new_context()
-    yield context.new_page()
-    context.close()
-
-
-def edit(row: Locator, field: str, label: str, typed: str) -> None:
-    """Open a cell's editor with a click, type and press Enter."""
-    cell(row, field).click()
-    box = row.get_by_role("textbox", name=label)
-    box.fill(typed)
-    box.press("Enter")
 
 
 def test_an_edit_elsewhere_shows_without_a_reload(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Route, expect
+from playwright.sync_api import Page, Route, expect
 
 from e2e.conftest import Server
 from e2e.live import (
     accept_dialogs,
     cell,
+    edit,
     movie,
     movie_id,
     saved,
@@ -24,26 +24,10 @@ GONE = "This movie was deleted by someone else."
 IS_GONE = re.compile(r"\bis-gone\b")
 
 
-@pytest.fixture
-def other(browser: Browser) -> Iterator[Page]:
-    """A second person: a page in a browser context of its own."""
-    context = browser.new_context()
-    yield context.new_page()
-    context.close()
-
-
 @pytest.fixture(autouse=True)
 def behind(page: Page) -> None:
     """The first person's view stays as loaded (see stale_view)."""
     stale_view(page)
-
-
-def edit(row: Locator, field: str, label: str, typed: str) -> None:
-    """Open a cell's editor with a click, type and press Enter."""
-    cell(row, field).click()
-    box = row.get_by_role("textbox", name=label)
-    box.fill(typed)
-    box.press("Enter")
 
 
 def search(page: Page, server: Server, q: str) -> None:

@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Page, expect
 
 from e2e.conftest import Server
-from e2e.live import cell, movie, movie_id, saved, show_movie, slow_network
-
-
-@pytest.fixture
-def other(browser: Browser) -> Iterator[Page]:
-    """A second person: a page in a browser context of its own."""
-    context = browser.new_context()
-    yield context.new_page()
-    context.close()
-
-
-def edit(row: Locator, field: str, label: str, typed: str) -> None:
-    """Open a cell's editor with a click, type and press Enter."""
-    cell(row, field).click()
-    box = row.get_by_role("textbox", name=label)
-    box.fill(typed)
-    box.press("Enter")
+from e2e.live import cell, edit, movie, movie_id, saved, show_movie, slow_network
 
 
 def test_ctrl_z_undoes_an_edit_and_ctrl_shift_z_redoes_it(
