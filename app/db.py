@@ -70,7 +70,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout = 10000")
     # 16 MB of page cache (the default is 2 MB): the name index of 100,000 movies
     # no longer fits 2 MB, and a deep page re-read it from the OS on every request
-    # (rows 50,001-50,050 by name: 2.2 -> 1.7 ms). A worker holds one connection
+    # (faster deep pages: W3 of `python -m bench`). A worker holds one connection
     # per thread, so this is also the most a connection adds to a worker's memory.
     cursor.execute("PRAGMA cache_size = -16384")
     cursor.close()
@@ -133,8 +133,9 @@ _steps_left: ContextVar[list[int] | None] = ContextVar(
     "reeltable_steps_left", default=None
 )
 
-# SQLite runs the progress handler every this many virtual-machine steps: about
-# every 0.1 ms, often enough to stop on time, rarely enough to cost nothing.
+# SQLite runs the progress handler every this many virtual-machine steps: often
+# enough to stop on time, rarely enough to cost nothing measurable (W2 of
+# `python -m bench` runs bounded reads).
 PROGRESS_STEPS = 10_000
 
 # Connection.info key: the statement_timeout (ms, None for the server's default)
@@ -232,7 +233,8 @@ def _bound_statement(
         # SET LOCAL: it ends with the transaction, so a pooled connection never
         # carries it to a write or an export. A cursor of its own, as `cursor` may
         # be a server-side one, which only takes a SELECT. A round trip before
-        # each bounded statement (about 0.1 ms): the time left changes each time.
+        # each bounded statement (small beside the read: W2 of `python -m bench`
+        # on PostgreSQL): the time left changes each time.
         value = "DEFAULT" if wanted is None else str(wanted)
         cursor.connection.execute(f"SET LOCAL statement_timeout = {value}")
         conn.info[PG_TIMEOUT] = wanted

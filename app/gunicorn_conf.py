@@ -7,9 +7,9 @@ load for every server started in the top folder (the e2e and the peers' too).
 With gthread and one thread a worker, a connection that had sent part of a request
 held the worker's only thread while it waited for the rest: ten idle connections, two
 slowloris clients or two downloads nobody read stopped the server. The worker below
-keeps the one-request-at-a-time app (the work is CPU and SQLite's one writer: W5 with
-4 app threads made 340-450 updates/s, with one 400-500) and gives the network threads
-of its own:
+keeps the one-request-at-a-time app (the work is CPU and SQLite's one writer: W5 of
+`python -m bench` makes no more updates a second with 4 app threads than with one)
+and gives the network threads of its own:
 
 - `threads` threads a worker read requests and write responses; a connection holds one
   only while a request or its answer is under way, never while idle (a new connection
@@ -25,15 +25,13 @@ of its own:
   app's security headers (app.security.SECURITY_HEADERS), and no response names the
   server: gunicorn's "Server: gunicorn" is left out (issue 12).
 
-Measured on the demo data (`python -m bench.stress --db sqlite --slow-only`: 8 clients
-reading and editing for 30 s beside 200 idle, 20 slowloris and 4 never-reading
-connections): before, 0 requests answered and 16 failed at 15 s; now 4,784-6,081
-answered in three runs, none failed, p95 100-124 ms (91-111 ms without the slow
-clients: 8 clients queue for 2 workers on a 2-core machine at load 3-6). W2 and W5
-(`python -m bench --ours-only --only W2,W5 --no-growth --no-postgres`, interleaved,
-medians of 9 rounds), before -> now: W2 p50 8.09 -> 7.30 ms, 133 -> 204 req/s; W5 p50
-5.77 -> 5.14 ms, 166 -> 225 updates/s (likely because the app no longer idles while
-its thread reads the next request or writes the last answer).
+Measured on the demo data by `python -m bench.stress --db sqlite --slow-only` (8 clients
+reading and editing beside 200 idle, 20 slowloris and 4 never-reading connections):
+before, no request was answered; now every one is, none fails, and the slow clients
+add little to their p95 (8 clients queue for 2 workers on a 2-core machine). W2 and W5
+(`python -m bench --ours-only --only W2,W5 --no-growth --no-postgres`) got faster and
+serve more requests a second than before (likely because the app no longer idles
+while its thread reads the next request or writes the last answer).
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def test_a_delete_logs_the_row_and_its_cascaded_children(
     movies, _ = services
     alien = sample["alien"]
     ratings_before = table_rows(Rating, movie_id=alien)
-    movies.delete(alien)
+    movies.trash(alien)
     changes = logged()
     assert {c.set_id for c in changes} == {changes[0].set_id}
     assert [(c.table_name, c.op) for c in changes] == [
@@ -162,8 +162,9 @@ def test_restore_of_a_snapshot_logs_creates(
     services: Services, sample: dict[str, int]
 ) -> None:
     movies, _ = services
-    snapshot = movies.delete(sample["cure"])
-    movies.restore(snapshot)
+    _, snapshot = movies.trash(sample["cure"])
+    with movies.transaction():
+        movies.snapshots.put_back(snapshot)
     restored = logged(set_id=last_set())
     assert [(c.table_name, c.op) for c in restored] == [
         ("movies", "create"),
@@ -369,7 +370,7 @@ def test_undo_of_a_cascaded_delete_restores_the_children_with_their_ids(
     movie_before = table_rows(Movie, id=alien)
     ratings_before = table_rows(Rating, movie_id=alien)
     assert len(ratings_before) == 2
-    movies.delete(alien)
+    movies.trash(alien)
     deleted = last_set()
     movies.undo_set(deleted)
     assert table_rows(Movie, id=alien) == movie_before

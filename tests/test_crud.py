@@ -283,7 +283,7 @@ def test_delete_cascades_to_ratings(
     ratings.create({"rating": 5, "author": "Ana", "movie_id": movie.id})
     ratings.create({"rating": 6, "author": "Bo", "movie_id": movie.id})
     kept = ratings.create({"rating": 7, "author": "Cy", "movie_id": keep.id})
-    snapshot = movies.delete(movie.id)
+    _, snapshot = movies.trash(movie.id)
     assert stored(Movie, movie.id) is None
     assert count(Rating) == 1
     assert stored(Rating, kept.id) is not None
@@ -292,14 +292,14 @@ def test_delete_cascades_to_ratings(
 
 def test_delete_missing_row(movies: CrudService) -> None:
     with pytest.raises(NotFound):
-        movies.delete(1)
+        movies.trash(1)
 
 
 def test_delete_with_stale_version_conflicts(movies: CrudService) -> None:
     movie = movies.create({"name": "Heat", "director": "Mann"})
     movies.update(movie.id, {"name": "Heat!"}, version=1)
     with pytest.raises(Conflict):
-        movies.delete(movie.id, version=1)
+        movies.trash(movie.id, version=1)
     assert stored(Movie, movie.id) is not None
 
 
@@ -310,13 +310,13 @@ def test_restore_brings_back_row_and_children_with_ids(
     r1 = ratings.create({"rating": 5, "author": "Ana", "movie_id": movie.id})
     r2 = ratings.create({"rating": 9, "author": "Bo", "movie_id": movie.id})
     before = stored(Movie, movie.id)
-    snapshot = movies.delete(movie.id)
-    movies.restore(snapshot)
+    token, snapshot = movies.trash(movie.id)
+    movies.undo(token)
     assert stored(Movie, movie.id) == before
     assert stored(Rating, r1.id)["author"] == "Ana"
     assert stored(Rating, r2.id)["rating"] == 9
-    with pytest.raises(Conflict):
-        movies.restore(snapshot)
+    with pytest.raises(Conflict), movies.transaction():
+        movies.snapshots.put_back(snapshot)
 
 
 # ------------------------------------------------------------------ list
@@ -481,7 +481,7 @@ def test_search_index_follows_inserts_renames_and_deletes(movies: CrudService) -
     movies.update(star.id, {"name": "Lone Wolf"}, version=1)
     assert names(movies.list(movies.parse_query({"q": "star"}))) == ["Stardust"]
     assert names(movies.list(movies.parse_query({"q": "wolf"}))) == ["Lone Wolf"]
-    movies.delete(star.id)
+    movies.trash(star.id)
     assert names(movies.list(movies.parse_query({"q": "wolf"}))) == []
 
 
@@ -505,7 +505,8 @@ def test_descending_sort_reads_the_index_without_sorting(
 ) -> None:
     if movies.dialect != "sqlite":
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans differ")
-    stmt = movies.select(movies.parse_query({"sort": sort})).limit(50).offset(5000)
+    query = movies.parse_query({"sort": sort})
+    stmt = movies.statements.select(query).limit(50).offset(5000)
     compiled = stmt.compile(db.engine, compile_kwargs={"literal_binds": True})
     with db.engine.connect() as conn:
         plan = " ".join(

@@ -156,10 +156,10 @@ def test_table_totals_come_from_the_counter_and_stay_exact(app: Flask) -> None:
             ratings.create({"rating": 8, "author": author, "movie_id": first.id})
         assert movies.count() == true_count("movies") == 31
         assert ratings.count() == true_count("ratings") == 3
-        snapshot = movies.delete(first.id)  # its ratings go with it (cascade)
+        token, _ = movies.trash(first.id)  # its ratings go with it (cascade)
         assert movies.count() == true_count("movies") == 30
         assert ratings.count() == true_count("ratings") == 0
-        movies.restore(snapshot)
+        movies.undo(token)
         assert movies.count() == true_count("movies") == 31
         assert ratings.count() == true_count("ratings") == 3
         stored = db.session.execute(db.text("SELECT n FROM row_counts"))
@@ -216,7 +216,7 @@ def test_a_walk_tests_rows_in_the_index(movies: CrudService, sort, index) -> Non
     if movies.dialect != "sqlite":
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans differ")
     query = movies.parse_query({"q": "star", "sort": sort})
-    stmt = movies.select(query, walk_sort_index=True).limit(50)
+    stmt = movies.statements.select(query, walk_sort_index=True).limit(50)
     plan = plan_of(movies, stmt)
     assert f"SCAN movies USING INDEX {index}" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
@@ -260,7 +260,7 @@ def test_cached_counts_follow_every_write(app: Flask) -> None:
         db.session.commit()
         assert count() == 19
         svc = fresh_service(app, counts)
-        svc.delete(2)
+        svc.trash(2)
         assert count() == 18
 
 
@@ -317,7 +317,7 @@ def test_postgresql_reads_a_deep_page_from_the_index_alone(movies: CrudService) 
             "VACUUM ANALYZE movies"
         )
     query = movies.parse_query({"sort": "name"})
-    ids = movies.select(query, MOVIES.model.id).limit(50).offset(300)
+    ids = movies.statements.select(query, MOVIES.model.id).limit(50).offset(300)
     compiled = ids.compile(db.engine, compile_kwargs={"literal_binds": True})
     with db.engine.connect() as conn:
         conn.exec_driver_sql("SET enable_seqscan = off")  # 400 rows: force the index

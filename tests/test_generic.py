@@ -97,8 +97,8 @@ def test_whole_contract_on_a_third_table(books: CrudService) -> None:
     rows = [r for b in books.reader.fetch_batches(query, *columns) for r in b]
     assert rows == [(short.id, "Short", 90, 9.99), (long.id, "Long", 901, None)]
 
-    snapshot = books.delete(short.id)
+    token, _ = books.trash(short.id)
     with pytest.raises(NotFound):
         books.get(short.id)
-    books.restore(snapshot)
+    books.undo(token)
     assert books.get(short.id).title == "Short"

@@ -296,7 +296,7 @@ def test_migration_rebuilds_tables_with_autoincrement(old_sqlite: Flask) -> None
         assert movies.list(movies.parse_query({"q": "heat"})).items == []
         assert movies.count() == 4
         assert ratings.count() == 4
-        movies.delete(heat.id)
+        movies.trash(heat.id)
         assert movies.count() == 3
         assert ratings.count() == 2
         assert (

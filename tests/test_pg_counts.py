@@ -107,7 +107,7 @@ def test_creates_deletes_and_cascades(svc: CrudService[Movie]) -> None:
     ratings.create({"movie_id": str(made.id), "rating": "7", "author": "Ana"})
     assert_exact(6, 16)
     # The database cascades a movie's ratings (ON DELETE CASCADE): those count too.
-    svc.delete(ids[0])
+    svc.trash(ids[0])
     assert_exact(5, 13)
     token, _snapshot = svc.trash(ids[1])
     assert_exact(4, 10)
@@ -124,7 +124,7 @@ def test_bulk_insert_update_and_delete(svc: CrudService[Movie]) -> None:
     with db.engine.connect() as conn:
         before = slots(conn, "movies")[1]
     ids = list(db.session.scalars(sa.select(Movie.id).order_by(Movie.id)))
-    with svc._write():
+    with svc.transaction():
         svc.bulk.update_many(
             [(i, {"director": "Another"}) for i in ids[:700]], batch=300
         )
@@ -172,7 +172,7 @@ def test_rollbacks_and_savepoints_count_nothing(svc: CrudService[Movie]) -> None
     with db.engine.connect() as conn:
         assert slots(conn, "movies")[1] == version + 2
     # A service write that fails rolls back its count with it.
-    with pytest.raises(RuntimeError), svc._write():
+    with pytest.raises(RuntimeError), svc.transaction():
         svc.bulk.insert_many([{"name": "Lost", "director": "Nobody"}])
         raise RuntimeError("after the insert")
     assert_exact(5, 0)
@@ -188,7 +188,7 @@ def test_truncate_in_a_transaction_and_a_writer_counts_its_own_rows(
         conn.execute(sa.text("INSERT INTO movies (name, director) VALUES ('C', 'D')"))
     assert_exact(1, 0)
     # Inside a write, the total includes its uncommitted rows, as on SQLite.
-    with svc._write():
+    with svc.transaction():
         svc.bulk.insert_many([{"name": f"N{i}", "director": "D"} for i in range(3)])
         assert svc.count() == 4
     assert svc.count() == 4
@@ -319,7 +319,7 @@ def test_every_write_raises_the_version_and_filtered_counts_follow(
         seen = version()
         assert svc.list(query).total == 10
         db.session.commit()
-        svc.delete(1)
+        svc.trash(1)
         assert version() > seen
         assert svc.list(query).total == 9
         db.session.commit()

@@ -62,7 +62,9 @@ def test_service_undo_and_restore_refresh_copied_fields(
     assert ratings.undo(token).movie_name == "Blade Runner 2049"
     _, snapshot = ratings.trash(rating)
     movies.update(blade, {"name": "Blade Runner"}, 2)
-    assert ratings.restore(snapshot).movie_name == "Blade Runner"
+    with ratings.transaction():
+        restored = ratings.snapshots.put_back(snapshot)
+    assert ratings.get(restored).movie_name == "Blade Runner"
     assert movie_names(app, blade) == ["Blade Runner"]
 
 

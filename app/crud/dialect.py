@@ -58,8 +58,9 @@ class Dialect:
     ) -> sa.ColumnElement[bool]:
         """`column IN values`, the values sent as one parameter however many.
 
-        IN with a parameter a value cost SQLAlchemy ~2 µs a value at every
-        execution, and the database a new statement to parse for each count; a
+        IN with a parameter a value cost SQLAlchemy time for every value at every
+        execution (an import by id looks up many: `python -m bench.imports --only
+        speed`), and the database a new statement to parse for each count; a
         JSON array (SQLite's json_each) or an array (PostgreSQL's = ANY) is one
         parameter of a statement compiled and prepared once. The database still
         looks each value up in the column's index.
@@ -183,7 +184,7 @@ class SQLite(Dialect):
         SQLAlchemy writes ILIKE for SQLite as lower(column) LIKE lower(pattern):
         two function calls a row, for nothing, as SQLite's LIKE already ignores
         case exactly as far as its lower() does (ASCII). Plain LIKE there makes a
-        walk ~40% cheaper.
+        walk cheaper (W2 of `python -m bench`).
         """
         return column.like(pattern, escape="\\")
 
@@ -198,7 +199,8 @@ class SQLite(Dialect):
             # No trigram is two characters long, but every value is indexed with
             # an end mark after it (migration 0015), so wherever the two occur a
             # trigram starts with them: match any such in the index's term list
-            # (`/ratings?q=xq`, 1,000,000 rows: 3.3 s scan -> ms). ASCII only:
+            # (`/ratings?q=xq` on 1,000,000 rows: a scan of seconds becomes an index
+            # lookup; `python -m bench.stress` searches two letters). ASCII only:
             # the list holds folded trigrams, and lower() folds ASCII as FTS5 does.
             low = text.lower()
             terms = (
@@ -227,8 +229,8 @@ class SQLite(Dialect):
     ) -> Sequence[Sequence[Any]]:
         """The driver's own rows when no selected column converts values.
 
-        Making SQLAlchemy Rows of them cost ~2.5 µs a row, as much as reading
-        them (an import by id reads each row once).
+        Making SQLAlchemy Rows of them cost as much as reading them (an import by
+        id reads each row once: `python -m bench.imports --only speed`).
         """
         dialect = result.dialect
         if any(
@@ -364,8 +366,9 @@ class SQLite(Dialect):
         """Build the dropped indexes again, with a small page cache.
 
         CREATE INDEX sorts in memory up to the page cache's size, then merges
-        runs from temporary files: with 2 MB it took 17 % less CPU than with
-        the connection's 16 MB (1,000,000 ratings), and less memory.
+        runs from temporary files: with 2 MB it took less CPU than with the
+        connection's 16 MB, and less memory (`python -m bench.imports --only
+        speed` prints an import's CPU time and peak RSS).
         """
         cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
         connection.exec_driver_sql(f"PRAGMA cache_size = {_REBUILD_CACHE}")

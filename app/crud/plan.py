@@ -19,8 +19,8 @@ from app.db import StepsSpent, step_budget
 # Rows a search walk passes for the cost of fetching one match to sort it: in an
 # index that carries the searched columns the walk tests rows there (migration
 # 0007), about a fifth of a fetch each; in one that does not it reads each row from
-# the table, about two fetches each (1,000,000 ratings: 11 µs a row walked, 4.7 µs
-# a match sorted).
+# the table, about two fetches each (ratios measured on 1,000,000 ratings; W2 of
+# `python -m bench` times the choice they drive).
 WALK_ROWS_PER_FETCH_COVERED = 5.0
 WALK_ROWS_PER_FETCH = 0.5
 # SQLite VM steps a walk takes per row it passes (8-16 measured), and the least
@@ -67,8 +67,9 @@ class Reader:
             return list(self.session.scalars(stmt))
         # A later page finds its ids first, from the sort index alone, then reads
         # those rows. PostgreSQL otherwise reads every row it skips from the table
-        # (rows 50,001-50,050 by name: 40 ms -> 6 ms); SQLite skips in the index
-        # either way, and the wide rating index serves the ids alone (1.6 -> 0.5 ms).
+        # (much faster for deep pages: W3 of `python -m bench`); SQLite skips in the
+        # index either way, and the wide rating index serves the ids alone (faster
+        # too: W3).
         id_column = self.statements.column("id")
         ids = (
             select(query, id_column, walk_sort_index=walk)
@@ -96,10 +97,11 @@ class Reader:
 
         That count expects matches spread evenly along the sort order, but a search
         for part of the sorted column gathers them in one stretch ("ms" by movie
-        name descending, every "Dreams" early in the alphabet: 5.5 million steps,
-        3.9 s at 1,000,000 ratings). So the walk may pass twice the rows expected,
-        or as many as sorting would cost, whichever is more: past that its matches
-        are sorted (items), for at most about twice the cost of sorting at once.
+        name descending, every "Dreams" early in the alphabet: 5.5 million steps
+        at 1,000,000 ratings, seconds of work). So the walk may pass twice the rows
+        expected, or as many as sorting would cost, whichever is more: past that its
+        matches are sorted (items), for at most about twice the cost of sorting at
+        once.
         """
         if not query.q or matching is None or not table_rows or not matching:
             return None

@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Generic
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session
 
 from app.crud.bulk import Bulk
@@ -129,12 +128,6 @@ class CrudService(Generic[M]):
     def parse_query(self, args: Mapping[str, str]) -> ListQuery:
         """Validate query-string arguments into a ListQuery or raise QueryError."""
         return parse_query(self.resource, args, self.page_size, self.max_page_size)
-
-    def select(
-        self, query: ListQuery, *columns: Any, walk_sort_index: bool = False
-    ) -> sa.Select[Any]:
-        """Return the filtered, sorted SELECT (unpaged) for a query."""
-        return self.statements.select(query, *columns, walk_sort_index=walk_sort_index)
 
     def list(self, query: ListQuery) -> Page[M]:
         """Return one page of rows matching the query, with counts and summaries."""
@@ -273,12 +266,6 @@ class CrudService(Generic[M]):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def delete(self, row_id: int, version: int | None = None) -> dict[str, Any]:
-        """Delete a row (its children cascade) and return a snapshot for restore."""
-        with self._write():
-            snapshot = self.snapshots.remove(self._current(row_id, version))
-        return snapshot
-
     def trash(
         self, row_id: int, version: int | None = None, owner: str | None = None
     ) -> tuple[str, dict[str, Any]]:
@@ -318,12 +305,6 @@ class CrudService(Generic[M]):
         """Do an undone change set again; return the new set (see undo_set)."""
         with self._write():
             return self.changelog.redo(set_id)
-
-    def restore(self, snapshot: Mapping[str, Any]) -> M:
-        """Re-insert a deleted row and its children with their original ids."""
-        with self._write():
-            row_id = self.snapshots.put_back(snapshot)
-        return self.get(row_id)
 
     def _current(self, row_id: int, version: int | None) -> M:
         """The row to delete, if it is still at `version` (else Conflict)."""

@@ -110,15 +110,16 @@ def export_children(name: str, row_id: int, child: Table) -> Response:
 # An upload is saved as <token>.csv beside its state, <token>.json (status, counts,
 # invalid rows, progress), in instance/imports/. A small file is checked, and later
 # imported, within its request. A bigger one would hold one of the server's two
-# workers for a minute (issue 11: a 400,000-row preview took 94 s, its import
-# 114 s, while nearly every other request timed out), so it is checked and imported
-# by a job: a child process (`job_main`) that saves its progress in the state file,
-# which the page polls. A child process, not a thread in the worker, because a
-# thread would share the worker's one interpreter lock with the requests it serves
-# (figures in README.md, "CSV import"). Whoever checks or imports an upload holds
-# <token>.lock (see _ImportLock); a job inherits it from the request that starts
-# it, so a file is never imported twice, and a job that dies (kill -9, a restart)
-# lets go of it: the page then says so and the upload can be imported again.
+# workers for a minute or more while nearly every other request timed out (issue
+# 11; an import during edits: `python -m bench.stress --import FILE`), so it is
+# checked and imported by a job: a child process (`job_main`) that saves its
+# progress in the state file, which the page polls. A child process, not a thread
+# in the worker, because a thread would share the worker's one interpreter lock
+# with the requests it serves (figures in README.md, "CSV import"). Whoever checks
+# or imports an upload holds <token>.lock (see _ImportLock); a job inherits it from
+# the request that starts it, so a file is never imported twice, and a job that
+# dies (kill -9, a restart) lets go of it: the page then says so and the upload can
+# be imported again.
 
 # States a job is working in; "preview", "done" and "failed" are final.
 RUNNING = ("checking", "importing")
@@ -126,8 +127,9 @@ POLL_SECONDS = 1  # how often the page asks how a job is doing
 REPORT_SECONDS = 0.25  # how often a job saves its progress, at most
 BUSY_WAIT_SECONDS = 600  # how long an import waits for another one to finish
 JOB_ENTRY = "from app.views.csv_io import job_main; job_main()"
-# The job's CPU priority below the workers': a 1,000,000-row import took about as
-# long at 10 as at 0 (112 s, 104 s) while GET /movies p95 was 49 ms, not 64 ms.
+# The job's CPU priority below the workers': an import takes about as long at 10
+# as at 0 while GET /movies answers faster meanwhile (`python -m bench.stress
+# --import FILE` prints both).
 JOB_NICENESS = 10
 STOPPED = (
     "The import stopped before it finished (the server was restarted or the job"

@@ -6,8 +6,8 @@ loop every page runs 50 times), the cell editor (`editor_form`, `editor_cell`,
 (`summary_value`), the empty-table row (`empty_row`) and the row a parent opens
 (`child_row`). Templates call them as globals (app/views/jinja.py) and draw no
 <td> of their own; ids and class names come from `Dom`. Drawn by Jinja (a macro
-and about 45 escaped expressions a row) fifty rows took 2.6-3 ms, more than the
-query behind them; here about a third of that (bench workloads W2/W3).
+and about 45 escaped expressions a row) fifty rows took longer than the query
+behind them; here about a third of that (W2/W3 of `python -m bench`).
 
 The DOM contract: what static/js/app.js (and import.js) read and write. A name
 app.js uses must be written down here (tests/test_dom_contract.py checks).
