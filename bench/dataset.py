@@ -153,11 +153,18 @@ def _psycopg_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def ensure_postgres(size: Size, base_url: str, log=print, data: Path = DATA) -> str:
+def ensure_postgres(
+    size: Size,
+    base_url: str,
+    log=print,
+    data: Path = DATA,
+    schema: str | None = None,
+) -> str:
     """Return a DATABASE_URL holding this size's data, loading it if missing.
 
     Only ever touches the database `reeltable_bench` (created if absent) and
-    its own schema in it; never the database named in base_url.
+    its own schema in it (`schema`, by default the size's); never the database
+    named in base_url.
     """
     import psycopg
 
@@ -167,7 +174,7 @@ def ensure_postgres(size: Size, base_url: str, log=print, data: Path = DATA) -> 
         ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
-    schema = pg_schema(size)
+    schema = schema or pg_schema(size)
     bench_url = pg_url(base_url, PG_DATABASE)
     with psycopg.connect(_psycopg_url(bench_url), autocommit=True) as conn:
         # In public, so every schema's search_path (schema, public) sees it.

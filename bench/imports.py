@@ -37,16 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.dataset import (
-    COMPLETE,
     DATA,
     PG_DATABASE,
     ROOT,
     Size,
     checkpoint,
+    ensure_postgres,
     ensure_sqlite,
     flask,
     pg_url,
-    seed_args,
 )
 
 WORK = DATA / "imports"
@@ -186,38 +185,8 @@ def postgres_data(size: Size, base_url: str) -> str:
     Not the other workloads' schema: the imports change rows (and undo that).
     Loaded once with `flask seed --synthetic`; a schema comment marks it whole.
     """
-    import psycopg
-
-    plain = base_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(plain, autocommit=True) as conn:
-        found = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)
-        ).fetchone()
-        if not found:
-            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
     schema = "imports_" + size.key.replace("-", "_")
-    bench = pg_url(plain, PG_DATABASE)
-    with psycopg.connect(bench, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
-        row = conn.execute(
-            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace"
-            " WHERE nspname = %s",
-            (schema,),
-        ).fetchone()
-        complete = row is not None and row[0] == COMPLETE
-        if not complete:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = pg_url(plain, PG_DATABASE, schema)
-    instance = WORK / "instance"
-    flask(["db", "upgrade"], url, instance)
-    if not complete:
-        print(f"  loading {size.label} into PostgreSQL schema {schema} ...", flush=True)
-        flask(seed_args(size), url, instance)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-            conn.execute(f"COMMENT ON SCHEMA \"{schema}\" IS '{COMPLETE}'")
-    return url
+    return ensure_postgres(size, base_url, data=WORK, schema=schema)
 
 
 def speed_postgres(size: Size, base_url: str) -> None:
