@@ -18,11 +18,12 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 from flask.cli import AppGroup
 from flask_login import LoginManager, UserMixin, current_user
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import signin_limits
-from app.crud import FORBIDDEN_CHARS
+from app.crud import FORBIDDEN_CHARS, WriteBusy
+from app.crud.tx import side_write
 from app.db import db
 from app.models import USER_NAME_MAX, User, UserSession
 
@@ -58,27 +59,61 @@ def idle_limit() -> int:
 
 
 def start_session(user: User) -> Account:
-    """Record a new sign-in on the server and return the account it signs in."""
+    """Record a new sign-in on the server and return the account it signs in.
+
+    Raises WriteBusy (a 503 with Retry-After) while an import writes.
+    """
     now = int(time.time())
-    # Sessions that went idle are swept here rather than by a scheduled job.
-    db.session.execute(
-        sa.delete(UserSession).where(UserSession.last_seen < now - idle_limit())
-    )
     session_id = secrets.token_urlsafe(32)
-    db.session.add(
-        UserSession(id=session_id, user_id=user.id, created_at=now, last_seen=now)
-    )
-    db.session.commit()
+    with side_write(db.session()) as open_:
+        if not open_:
+            raise WriteBusy()
+        # Sessions that went idle are swept here rather than by a scheduled job.
+        db.session.execute(
+            sa.delete(UserSession).where(UserSession.last_seen < now - idle_limit())
+        )
+        db.session.add(
+            UserSession(id=session_id, user_id=user.id, created_at=now, last_seen=now)
+        )
+        db.session.commit()
     return Account(user, session_id)
 
 
 def end_sessions(account: Account, everywhere: bool = False) -> None:
-    """End this sign-in on the server, or every sign-in of the user (everywhere)."""
+    """End this sign-in on the server, or every sign-in of the user (everywhere).
+
+    Raises WriteBusy (a 503 with Retry-After) while an import writes.
+    """
     stmt = sa.delete(UserSession).where(UserSession.user_id == account.id)
     if not everywhere:
         stmt = stmt.where(UserSession.id == account.session_id)
-    db.session.execute(stmt)
-    db.session.commit()
+    with side_write(db.session()) as open_:
+        if not open_:
+            raise WriteBusy()
+        db.session.execute(stmt)
+        db.session.commit()
+
+
+def _touch(sign_in: str, now: int, expired: bool) -> None:
+    """Note a sign-in's use (or end an expired one), if the database lets us now.
+
+    Best effort: every request of a signed-in person may come here, reads
+    included, and a read must not wait for an import or fail because another
+    writer got in first. A skipped touch is retried on the next request.
+    """
+    mine = UserSession.id == sign_in
+    statement: sa.Executable = (
+        sa.delete(UserSession).where(mine)
+        if expired
+        else sa.update(UserSession).where(mine).values(last_seen=now)
+    )
+    try:
+        with side_write(db.session()) as open_:
+            if open_:
+                db.session.execute(statement)
+                db.session.commit()
+    except OperationalError:
+        db.session.rollback()
 
 
 def password_stamp(password_hash: str) -> str:
@@ -165,14 +200,13 @@ def load_account(session_id: str) -> Account | None:
     if entry is None or entry.user_id != user.id:
         return None
     now = int(time.time())
+    account = Account(user, sign_in)
     if now - entry.last_seen > idle_limit():
-        db.session.delete(entry)
-        db.session.commit()
+        _touch(sign_in, now, expired=True)
         return None
     if now - entry.last_seen > TOUCH_EVERY:
-        entry.last_seen = now
-        db.session.commit()
-    return Account(user, sign_in)
+        _touch(sign_in, now, expired=False)
+    return account
 
 
 # ---------------------------------------------------------------- CLI

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import Flask, current_app, request
 
-from app.db import WRITE_INTENT, db
+from app.crud.errors import WriteBusy
+from app.crud.tx import side_write
+from app.db import db
 from app.models import ADDRESS_MAX, USER_NAME_MAX, SignInFailure
 
 # Looked up at each use, so tests can swap them (monkeypatch) and check windows
@@ -204,34 +206,33 @@ def slow_down(tried: Attempt) -> float:
     return wait
 
 
-def _begin_write() -> None:
-    """Start a write transaction (IMMEDIATE on SQLite: it queues for the lock)."""
-    # A read transaction cannot become a writer on SQLite while others write.
-    db.session.commit()
-    db.session.connection(execution_options={WRITE_INTENT: True})
-
-
 def record_failure(tried: Attempt) -> None:
     """Count a failed attempt, and forget failures older than every window."""
-    _begin_write()
-    db.session.execute(
-        sa.insert(SignInFailure).values(
-            account=tried.account, address=tried.address, at=tried.at
+    with side_write(db.session()) as open_:
+        if not open_:
+            raise WriteBusy()
+        db.session.execute(
+            sa.insert(SignInFailure).values(
+                account=tried.account, address=tried.address, at=tried.at
+            )
         )
-    )
-    db.session.execute(
-        sa.delete(SignInFailure).where(SignInFailure.at <= tried.at - limits().longest)
-    )
-    db.session.commit()
+        db.session.execute(
+            sa.delete(SignInFailure).where(
+                SignInFailure.at <= tried.at - limits().longest
+            )
+        )
+        db.session.commit()
 
 
 def forget_failures(tried: Attempt) -> None:
     """After a sign-in, this pair starts afresh; other pairs keep their failures."""
-    _begin_write()
-    db.session.execute(
-        sa.delete(SignInFailure).where(
-            SignInFailure.account == tried.account,
-            SignInFailure.address == tried.address,
+    with side_write(db.session()) as open_:
+        if not open_:
+            raise WriteBusy()
+        db.session.execute(
+            sa.delete(SignInFailure).where(
+                SignInFailure.account == tried.account,
+                SignInFailure.address == tried.address,
+            )
         )
-    )
-    db.session.commit()
+        db.session.commit()

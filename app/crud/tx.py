@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.crud.changes import ChangeSet, begin_set, end_set
-from app.crud.dialect import Dialect
+from app.crud.dialect import Dialect, backend_of
 from app.crud.errors import StaleWrite, ValidationError, WriteBusy
 from app.db import WRITE_INTENT
 
@@ -65,3 +65,22 @@ def write_transaction(
             raise
         finally:
             end_set(session)
+
+
+@contextmanager
+def side_write(session: Session) -> Iterator[bool]:
+    """Open a write of sign-in records; yield False while an import writes.
+
+    Sign-in records are not table data, so they skip the change log and the
+    service, but they meet the same SQLite import gate (app/write_gate.py): an
+    import holds the write lock for tens of seconds, and a sign-in would wait
+    busy_timeout and fail with a 500 instead of hearing at once to retry. The
+    write starts IMMEDIATE, as it cannot upgrade a read while others write.
+    The caller commits inside the block.
+    """
+    if session.in_transaction():
+        session.commit()
+    with backend_of(session).import_gate(session, False) as open_:
+        if open_:
+            session.connection(execution_options={WRITE_INTENT: True})
+        yield open_

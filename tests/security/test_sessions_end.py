@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from app.accounts import TOUCH_EVERY
 from app.db import db
 from app.models import UserSession
+from app.write_gate import gate_for
 from tests.security.conftest import Visitor, add_user, snapshot
 
 
@@ -126,3 +133,70 @@ def test_a_cookie_of_the_old_format_is_signed_out(app: Flask) -> None:
         session["_fresh"] = True
     page = client.get("/login").get_data(as_text=True)
     assert "You are signed in" not in page
+
+
+@contextmanager
+def an_import_writing(app: Flask) -> Iterator[None]:
+    """Hold the SQLite database as an import does: its gate and the write lock."""
+    database = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
+    gate = gate_for(database)
+    assert gate is not None
+    with gate.exclusive() as held:
+        assert held
+        writer = sqlite3.connect(str(database), isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+
+
+def last_seen(app: Flask) -> int:
+    """The one sign-in's last use as the server noted it."""
+    with app.app_context():
+        return int(db.session.scalar(sa.select(UserSession.last_seen)))
+
+
+sqlite_only = pytest.mark.skipif(
+    os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="SQLite only: a PostgreSQL import locks table rows, not the sign-in tables",
+)
+
+
+@sqlite_only
+def test_a_sign_in_during_an_import_hears_to_retry(
+    app: Flask, visitor: Visitor
+) -> None:
+    # Issue 11: the sign-in waited the 10 s busy_timeout, then failed with a 500.
+    add_user(app)
+    visitor.token()
+    with an_import_writing(app):
+        response = visitor.sign_in()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "An import is being written" in response.get_data(as_text=True)
+    assert not signed_in_as(visitor)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(UserSession.id))) == 0
+    assert visitor.sign_in().status_code == 303  # and works once it is done
+
+
+@sqlite_only
+def test_a_signed_in_read_during_an_import_is_answered(
+    app: Flask, visitor: Visitor
+) -> None:
+    # The read noted the session's use, a write: it waited for the import, then 500.
+    add_user(app)
+    visitor.sign_in()
+    stale = int(time.time()) - 2 * TOUCH_EVERY
+    with app.app_context():
+        db.session.execute(sa.update(UserSession).values(last_seen=stale))
+        db.session.commit()
+    with an_import_writing(app):
+        response = visitor.client.get("/movies")
+        assert response.status_code == 200
+        assert "Sign out everywhere" in response.get_data(as_text=True)
+    assert last_seen(app) == stale  # the note waits for a free moment
+    assert signed_in_as(visitor)
+    assert last_seen(app) >= int(time.time()) - 60
