@@ -16,7 +16,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app import csvio
+from app import csvfile
 from app.crud import Conflict, CrudService, QueryError, ValidationError, WriteBusy
 from app.crud.changes import prune
 from app.db import db
@@ -226,7 +226,7 @@ def export_command(
     except QueryError as exc:
         raise click.UsageError(exc.message) from None
     counted: list[int] = []
-    chunks = csvio.export_chunks(svc, query, bom=bom, on_rows=counted.append)
+    chunks = csvfile.export_chunks(svc, query, bom=bom, on_rows=counted.append)
     if out is None:
         stream = sys.stdout.buffer
         for chunk in chunks:
@@ -268,10 +268,10 @@ def import_command(table: str, file: Path, commit: bool) -> None:
     progress = _TerminalProgress() if sys.stderr.isatty() else None
     try:
         if commit:
-            result = csvio.import_file(svc, file, progress=progress)
+            result = csvfile.import_file(svc, file, progress=progress)
         else:
-            result = csvio.preview_file(svc, file, progress=progress)
-    except csvio.CsvFileError as exc:
+            result = csvfile.preview_file(svc, file, progress=progress)
+    except csvfile.CsvFileError as exc:
         raise click.ClickException(f"{file}: {exc.message}") from None
     except (ValidationError, Conflict) as exc:
         raise click.ClickException(f"Nothing was imported: {exc}") from None

@@ -30,8 +30,12 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "IMPORT_MAX_BYTES": 64 * 1024 * 1024,
         # An upload up to this size is checked and imported within its request
         # (a fraction of a second); a bigger one by a job in a child process,
-        # while the page shows its progress (app/views/csv_io.py, issue 11).
+        # while the page shows its progress (app/imports/job.py, issue 11).
         "IMPORT_INLINE_BYTES": 256 * 1024,
+        # How long a check or import job's claim on an upload lasts without being
+        # renewed (seconds): past it, a job presumed dead (kill -9, a lost server)
+        # lets another server import the file (app/imports/store.py, issue 15).
+        "IMPORT_LEASE_SECONDS": 15,
         # How long the database reads of a page or fragment (a GET) may take in
         # all, in ms; past it the view answers 503 (app/db.py). 0 turns the limit
         # off. Writes, CSV downloads and imports are not bounded.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import base as _pg_base
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from app.db import Base
@@ -122,7 +124,7 @@ class Rating(Timestamped, Base):
         _nonblank("author", AUTHOR_MAX),
         _nonblank("movie_name", NAME_MAX),
         sa.Index("ix_ratings_movie_id_id", "movie_id", "id"),
-        # Covers a page's per-movie count and average (CrudService.summaries).
+        # Covers a page's per-movie count and average (Reader.summaries).
         sa.Index("ix_ratings_movie_id_rating", "movie_id", "rating"),
         sa.Index("ix_ratings_rating_id", "rating", "id"),
         sa.Index(
@@ -259,6 +261,25 @@ class RowCount(Base):
         return f"<RowCount {self.table_name} {self.n}>"
 
 
+class Xid8(sa.types.UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id type (xid8), read as an int."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        """The type's name in DDL."""
+        return "xid8"
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        """The driver hands xid8 over as text: an int for Python."""
+        return lambda value: None if value is None else int(value)
+
+
+# Reflection (`flask db check`) then reads changes.xid back as this type rather
+# than warning of an unknown one.
+_pg_base.ischema_names.setdefault("xid8", Xid8)
+
+
 class Change(Base):
     """One row changed by a write, in the change log (issue 14, migration 0017).
 
@@ -283,6 +304,14 @@ class Change(Base):
     old: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     new: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     version: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    # PostgreSQL: the writing transaction's id, its default pg_current_xact_id()
+    # (migration 0021): live polling finds a change that committed late by it.
+    # SQLite: 0, never written (one writer: ids commit in order).
+    xid: Mapped[int] = mapped_column(
+        Xid8().with_variant(sa.BigInteger(), "sqlite"),
+        nullable=False,
+        server_default=sa.FetchedValue(),
+    )
 
     __table_args__ = (
         sa.CheckConstraint("op IN ('create', 'update', 'delete')", name="op_known"),
@@ -290,8 +319,71 @@ class Change(Base):
         sa.Index("ix_changes_set_id", "set_id"),
         sa.Index("ix_changes_who", "who", "id"),
         sa.Index("ix_changes_at", "at"),
+        # Holds no row on SQLite, where xid stays 0.
+        sa.Index("ix_changes_xid", "xid", sqlite_where=sa.text("xid <> 0")),
         {"sqlite_autoincrement": True},
     )
 
     def __repr__(self) -> str:
         return f"<Change {self.id} {self.op} {self.table_name} {self.row_id}>"
+
+
+class Import(Base):
+    """An uploaded CSV between preview and import, and how its check or import went.
+
+    A table rather than a folder or process memory (issue 15), so a preview made on
+    one app server can be committed on another and any server shows its progress.
+    `status` is checking, preview, importing, done or failed; `state` is JSON (the
+    counts, the first invalid rows, notes, the change set). A job owns a running
+    row while `lease_until` (Unix ms) lies ahead, renewing it as it works; a row
+    whose lease ran out is claimable again. `claim` names the holder, so a job
+    whose lease was taken over cannot mark the row done.
+    """
+
+    __tablename__ = "imports"
+
+    token: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    resource: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    filename: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(10), nullable=False)
+    state: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    size: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    phase: Mapped[str | None] = mapped_column(sa.String(10), nullable=True)
+    done: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    total: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+    claim: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    lease_until: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    # Unix seconds: uploads older than a day are swept.
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, index=True)
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('checking', 'preview', 'importing', 'done', 'failed')",
+            name="status_known",
+        ),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Import {self.token[:6]}… {self.status}>"
+
+
+class ImportChunk(Base):
+    """One piece of an upload (IMPORT_CHUNK_BYTES of the file, zlib-compressed).
+
+    Pieces rather than one blob, so neither storing nor reading an upload holds
+    more than a piece of it in memory.
+    """
+
+    __tablename__ = "import_chunks"
+
+    token: Mapped[str] = mapped_column(
+        sa.String(32),
+        sa.ForeignKey("imports.token", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    seq: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"<ImportChunk {self.token[:6]}… {self.seq}>"

@@ -89,6 +89,30 @@ class WriteGate:
         finally:
             os.close(importing)
 
+    def note(self, text: str) -> None:
+        """Leave a line in the import lock file for others to read (noted()).
+
+        Only its holder writes it: an import says how far it got, which it cannot
+        write to the database while it holds the write lock (issue 15).
+        """
+        fd = os.open(self.imports, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            data = text.encode()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
+
+    def noted(self) -> str | None:
+        """The holder's note if an import holds the gate now, else None."""
+        fd = self._open(self.imports)
+        try:
+            if self._try(fd, fcntl.LOCK_SH):
+                return None  # free: the note, if any, is a dead import's
+            return os.pread(fd, 4096, 0).decode(errors="replace")
+        finally:
+            os.close(fd)
+
 
 def gate_for(database: str | None) -> WriteGate | None:
     """The gate of a SQLite database file, or None for an in-memory one."""

@@ -42,7 +42,9 @@ EXPORT_COLUMNS = ("id", "rating", "author", "movie_id", "movie_name")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # `make serve` runs gunicorn from this file; --gunicorn-conf measures another.
 GUNICORN_CONF = ROOT / "app" / "gunicorn_conf.py"
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+# What PostgreSQL and the growth size are measured on (W1 against `psql \copy`).
+PG_WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class Settings:
     export_rounds: int = 3
     export_warmup: int = 1
     first_load_samples: int = 20
+    tabs: int = 50  # W8 idle tabs polling for changes
+    live_duration: float = 15.0  # seconds per W8 phase (writers alone, with tabs)
+    live_rounds: int = 2
 
 
 FULL = Settings()
@@ -71,6 +76,8 @@ QUICK = Settings(
     export_rounds=1,
     export_warmup=0,
     first_load_samples=3,
+    live_duration=4.0,
+    live_rounds=1,
 )
 
 
@@ -168,9 +175,17 @@ def git_commit() -> str:
 
 
 def reeltable_server(
-    name: str, database_url: str, logs: Path, conf: Path = GUNICORN_CONF
+    name: str,
+    database_url: str,
+    logs: Path,
+    conf: Path = GUNICORN_CONF,
+    root: Path = ROOT,
+    instance: Path = INSTANCE,
 ) -> Server:
-    """reeltable under gunicorn, from `make serve`'s config file unless told."""
+    """reeltable under gunicorn, from `make serve`'s config file unless told.
+
+    `root`: the tree whose app is served (another revision, for bench.ab).
+    """
     port = free_port()
     app_bin = Path(sys.executable).parent
     return Server(
@@ -184,10 +199,10 @@ def reeltable_server(
             "--no-control-socket",
             "--timeout",
             "600",
-            f'app:create_app(instance_path="{INSTANCE}")',
+            f'app:create_app(instance_path="{instance}")',
         ],
         port=port,
-        cwd=ROOT,
+        cwd=root,
         log=logs / f"{name}.log",
         env={"DATABASE_URL": database_url, "SECRET_KEY": "bench-only"},
         ready_path="/movies",
@@ -413,13 +428,22 @@ def ours(workload: str, server: Server, f: Facts) -> W.Variant:
             [Req("GET", "/movies")],
             True,
         )
+    if workload == "W8":
+        # The page a tab holds open; its live notice says what to poll.
+        return W.Variant(
+            "reeltable",
+            "tabs polling /changes/since",
+            server,
+            [Req("GET", "/movies")],
+            True,
+        )
     raise ValueError(workload)
 
 
 def peer_variants(workload: str, s: dict[str, Server], f: Facts) -> list[W.Variant]:
     """What each peer is asked for a workload (or why it cannot do it)."""
-    if workload == "W7":
-        return []  # the peers have no keyboard-opened cell editor to time
+    if workload in ("W7", "W8"):
+        return []  # the peers have no cell editor to time, nor live updates
     ds, fa, sw = s["Datasette"], s["Flask-Admin"], s["sqlite-web"]
     cols = [c for c in EXPORT_COLUMNS if c != "id"]
     if workload == "W1":
@@ -636,8 +660,14 @@ def run_workloads(
     backend: str,
     size: Size,
     floors_db: Path | None,
+    pg_floor: str | None = None,
+    python_floor: bool = True,
 ) -> list[W.Result]:
-    """Run the chosen workloads in order on one set of running servers."""
+    """Run the chosen workloads in order on one set of running servers.
+
+    W1's floors: `sqlite3 -csv` (and Python's csv module unless python_floor is
+    False) over floors_db, or `psql \\copy` over the database at pg_floor.
+    """
     out: list[W.Result] = []
     common = dict(backend=backend, size=size.key, log=log)
     for workload in which:
@@ -647,8 +677,12 @@ def run_workloads(
         log(f"  {workload} ...")
         if workload == "W1":
             floors = W.floor_commands(floors_db, EXPORT_COLUMNS) if floors_db else []
+            if floors and not python_floor:
+                floors = floors[:1]
             if floors and shutil.which("sqlite3") is None:
                 floors = floors[1:]
+            if pg_floor:
+                floors = W.pg_floor_commands(pg_floor, EXPORT_COLUMNS)
             out += W.export(
                 variants,
                 floors,
@@ -702,6 +736,17 @@ def run_workloads(
             out += W.editor_open(
                 variants, n=settings.n, warmup=settings.warmup, **common
             )
+        elif workload == "W8":
+            out += W.live_tabs(
+                variants[0],
+                reader,
+                f.edit_pools[0],
+                tabs=settings.tabs,
+                writers=settings.writers,
+                duration=settings.live_duration,
+                rounds=settings.live_rounds,
+                **common,
+            )
     return out
 
 
@@ -729,6 +774,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="ratings for the growth run (10,000,000: 10 a movie, as in the main set)",
     )
     p.add_argument("--no-growth", action="store_true", help="skip the growth run")
+    p.add_argument(
+        "--growth-only",
+        action="store_true",
+        help="measure the growth size alone (SQLite and PostgreSQL)",
+    )
     p.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     p.add_argument(
         "--pg-url",
@@ -779,6 +829,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.ours_only
         or set(which) != set(ALL_WORKLOADS)
         or args.no_growth
+        or args.growth_only
         or args.no_postgres
         or args.movies
         or args.ratings
@@ -791,53 +842,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs = DATA / "logs"
     peers = None if args.ours_only else ensure_peers()
 
-    log(f"Dataset {base.label} (cached in bench/data/cache) ...")
-    cache = ensure_sqlite(base, log)
-    db_dir = DATA / "run" / base.key
-    db = working_copy(cache, db_dir.parent)
-    served = db_dir / "bench.sqlite3"
-    db_dir.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(served) + suffix).unlink(missing_ok=True)
-    db.rename(served)
-    reader = Reader(served)
-    f = facts(reader)
-
     results: list[W.Result] = []
     sections = []
     commands: dict[str, str] = {}
-    ours_server = reeltable_server(
-        "reeltable", "sqlite:///" + str(served), logs, args.gunicorn_conf
-    )
-    servers = [ours_server]
-    peer = {} if peers is None else peer_servers(peers, served, logs)
-    servers += list(peer.values())
-    for server in servers:
-        commands[server.name] = server.command
+    # --growth-only: the growth size alone (its PostgreSQL copy needs no base).
+    if not args.growth_only:
+        log(f"Dataset {base.label} (cached in bench/data/cache) ...")
+        cache = ensure_sqlite(base, log)
+        db_dir = DATA / "run" / base.key
+        db = working_copy(cache, db_dir.parent)
+        served = db_dir / "bench.sqlite3"
+        db_dir.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(served) + suffix).unlink(missing_ok=True)
+        db.rename(served)
+        reader = Reader(served)
+        f = facts(reader)
 
-    def variants_for(workload: str) -> list[W.Variant]:
-        mine = [ours(workload, ours_server, f)]
-        return mine if not peer else mine + peer_variants(workload, peer, f)
-
-    log(f"SQLite, {base.label}: reeltable and the peers")
-    with serving(servers):
-        results += run_workloads(
-            which, variants_for, reader, f, settings, "SQLite", base, served
+        ours_server = reeltable_server(
+            "reeltable", "sqlite:///" + str(served), logs, args.gunicorn_conf
         )
-    sections.append(
-        {
-            "title": f"SQLite, {base.label}",
-            "backend": "SQLite",
-            "size": base.key,
-            "workloads": which,
-        }
-    )
+        servers = [ours_server]
+        peer = {} if peers is None else peer_servers(peers, served, logs)
+        servers += list(peer.values())
+        for server in servers:
+            commands[server.name] = server.command
 
-    pg_which = [w for w in which if w in ("W2", "W3", "W4", "W5")]
-    if pg_which and not args.no_postgres:
+        def variants_for(workload: str) -> list[W.Variant]:
+            mine = [ours(workload, ours_server, f)]
+            return mine if not peer else mine + peer_variants(workload, peer, f)
+
+        log(f"SQLite, {base.label}: reeltable and the peers")
+        with serving(servers):
+            results += run_workloads(
+                which, variants_for, reader, f, settings, "SQLite", base, served
+            )
+        sections.append(
+            {
+                "title": f"SQLite, {base.label}",
+                "backend": "SQLite",
+                "size": base.key,
+                "workloads": which,
+            }
+        )
+
+    pg_which = [w for w in which if w in (*PG_WORKLOADS, "W8")]
+    if pg_which and not args.no_postgres and not args.growth_only:
         try:
             log(f"PostgreSQL, {base.label} (database reeltable_bench) ...")
-            url = ensure_postgres(base, args.pg_url, log)
+            url = ensure_postgres(base, args.pg_url, log, source=cache)
         except Exception as exc:  # noqa: BLE001 - reported, not fatal
             log(f"  PostgreSQL skipped: {exc}")
         else:
@@ -857,6 +910,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "PostgreSQL",
                     base,
                     None,
+                    pg_floor=url,
                 )
             sections.append(
                 {
@@ -867,7 +921,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
             )
 
-    growth_which = [w for w in which if w in ("W2", "W3", "W4", "W5")]
+    growth_which = [w for w in which if w in PG_WORKLOADS]
     large_key = None
     if growth_which and not args.no_growth:
         log(f"Growth: SQLite, {large.label} ...")
@@ -879,17 +933,49 @@ def main(argv: Sequence[str] | None = None) -> int:
             "reeltable-growth", "sqlite:///" + str(big), logs, args.gunicorn_conf
         )
         commands[server.name] = server.command
-        with serving([server]):
-            results += run_workloads(
-                growth_which,
-                lambda w: [ours(w, server, big_facts)],
-                big_reader,
-                big_facts,
-                settings,
-                "SQLite",
-                large,
-                None,
-            )
+        growth_servers = [server]
+        pg_big = None
+        if not args.no_postgres:
+            try:
+                log(f"Growth: PostgreSQL, {large.label} (database reeltable_bench) ...")
+                big_url = ensure_postgres(large, args.pg_url, log, source=big_cache)
+            except Exception as exc:  # noqa: BLE001 - reported, not fatal
+                log(f"  PostgreSQL skipped: {exc}")
+            else:
+                pg_server = reeltable_server(
+                    "reeltable-growth-postgresql", big_url, logs, args.gunicorn_conf
+                )
+                commands[pg_server.name] = pg_server.command
+                growth_servers.append(pg_server)
+                big_pg_reader = Reader(big_url)
+                pg_big = (pg_server, big_url, big_pg_reader, facts(big_pg_reader))
+        with serving(growth_servers):
+            # Workload by workload, SQLite then PostgreSQL: the two sizes' figures
+            # are minutes apart at most, whatever else the machine is doing.
+            for workload in growth_which:
+                results += run_workloads(
+                    [workload],
+                    lambda w: [ours(w, server, big_facts)],
+                    big_reader,
+                    big_facts,
+                    settings,
+                    "SQLite",
+                    large,
+                    big,
+                    python_floor=False,
+                )
+                if pg_big is not None:
+                    results += run_workloads(
+                        [workload],
+                        lambda w: [ours(w, pg_big[0], pg_big[3])],
+                        pg_big[2],
+                        pg_big[3],
+                        settings,
+                        "PostgreSQL",
+                        large,
+                        None,
+                        pg_floor=pg_big[1],
+                    )
         sections.append(
             {
                 "title": f"Growth: SQLite, {large.label} (reeltable)",
@@ -898,6 +984,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "workloads": growth_which,
             }
         )
+        if pg_big is not None:
+            sections.append(
+                {
+                    "title": f"Growth: PostgreSQL, {large.label} (reeltable)",
+                    "backend": "PostgreSQL",
+                    "size": large.key,
+                    "workloads": growth_which,
+                }
+            )
         large_key = large.key
 
     app_versions = versions(

@@ -7,6 +7,8 @@ run serves a fresh copy (the edit workload changes rows). PostgreSQL: database
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 PG_DATABASE = "reeltable_bench"
 COMPLETE = "reeltable bench data: complete"
+MIGRATIONS = ROOT / "migrations" / "versions"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,35 @@ def seed_args(size: Size) -> list[str]:
     ]
 
 
+def migration_files() -> dict[str, str]:
+    """{file name: digest} of every migration, as data made now is made under them."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        for path in sorted(MIGRATIONS.glob("*.py"))
+    }
+
+
+def made_under_other_migrations(recorded: str | None) -> bool:
+    """True if a migration the data was made under has changed or gone since.
+
+    `flask db upgrade` applies new revisions to cached data, but skips one already
+    applied: data generated while a migration was still being written would keep
+    its old schema for good. A JSON {file: digest} is recorded with the data (see
+    migration_files); anything unreadable counts as changed. BENCH_KEEP_DATA=1
+    keeps the data whatever changed.
+    """
+    if os.environ.get("BENCH_KEEP_DATA"):
+        return False
+    try:
+        then = json.loads(recorded or "")
+    except ValueError:
+        return True
+    now = migration_files()
+    return not isinstance(then, dict) or any(
+        now.get(name) != digest for name, digest in then.items()
+    )
+
+
 def sqlite_cache_path(size: Size, data: Path = DATA) -> Path:
     """Where the pristine SQLite file for this size lives."""
     return data / "cache" / f"reeltable-{size.key}.sqlite3"
@@ -83,7 +115,18 @@ def checkpoint(path: Path) -> None:
     """Fold the WAL into the main file so a plain copy is complete."""
     conn = sqlite3.connect(path)
     try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    finally:
+        conn.close()
+    if busy:
+        raise RuntimeError(f"{path.name}: the WAL could not be folded in (busy)")
+
+
+def _count_movies(path: Path) -> int:
+    """Movies in a SQLite file (a check that generation filled it)."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT count(*) FROM movies").fetchone()[0]
     finally:
         conn.close()
 
@@ -97,6 +140,13 @@ def ensure_sqlite(size: Size, log=print, data: Path = DATA) -> Path:
     """
     path = sqlite_cache_path(size, data)
     instance = data / "instance"
+    stamp = path.with_suffix(".migrations")
+    made_under = json.dumps(migration_files())
+    recorded = stamp.read_text() if stamp.exists() else None
+    if path.exists() and made_under_other_migrations(recorded):
+        log(f"  {path.name} was made under other migrations: generating it again")
+        for stale in path.parent.glob(path.name + "*"):
+            stale.unlink()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".partial")
@@ -111,7 +161,11 @@ def ensure_sqlite(size: Size, log=print, data: Path = DATA) -> Path:
             instance,
         )
         checkpoint(tmp)
+        made = _count_movies(tmp)
+        if made != size.movies:
+            raise RuntimeError(f"{tmp.name} holds {made:,} movies, not {size.movies:,}")
         tmp.rename(path)
+        stamp.write_text(made_under)
     flask(["db", "upgrade"], "sqlite:///" + str(path), instance)
     checkpoint(path)
     return path
@@ -159,12 +213,15 @@ def ensure_postgres(
     log=print,
     data: Path = DATA,
     schema: str | None = None,
+    source: Path | None = None,
 ) -> str:
     """Return a DATABASE_URL holding this size's data, loading it if missing.
 
     Only ever touches the database `reeltable_bench` (created if absent) and
     its own schema in it (`schema`, by default the size's); never the database
-    named in base_url.
+    named in base_url. With `source` (the SQLite file of the same size, as
+    ensure_sqlite made it) the rows are copied from it with COPY, indexes
+    after (copy_from_sqlite); without, `flask seed` generates them again.
     """
     import psycopg
 
@@ -176,6 +233,8 @@ def ensure_postgres(
             conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
     schema = schema or pg_schema(size)
     bench_url = pg_url(base_url, PG_DATABASE)
+    # The comment names the migrations the data was loaded under (see ensure_sqlite).
+    mark = f"{COMPLETE} under migrations {json.dumps(migration_files())}"
     with psycopg.connect(_psycopg_url(bench_url), autocommit=True) as conn:
         # In public, so every schema's search_path (schema, public) sees it.
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
@@ -184,7 +243,10 @@ def ensure_postgres(
             " WHERE nspname = %s",
             (schema,),
         ).fetchone()
-        complete = row is not None and row[0] == COMPLETE
+        comment = (row[0] or "") if row is not None else ""
+        complete = comment.startswith(COMPLETE) and not made_under_other_migrations(
+            comment.removeprefix(COMPLETE).removeprefix(" under migrations ")
+        )
         if not complete:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -193,17 +255,118 @@ def ensure_postgres(
     flask(["db", "upgrade"], url, instance)
     if not complete:
         log(f"  loading {size.label} into PostgreSQL schema {schema} ...")
-        flask(
-            seed_args(size),
-            url,
-            instance,
-        )
+        if source is not None:
+            copy_from_sqlite(source, url, log)
+        else:
+            flask(
+                seed_args(size),
+                url,
+                instance,
+            )
         with psycopg.connect(_psycopg_url(url), autocommit=True) as conn:
             # What autovacuum does soon after a bulk load; done now so the first
             # measurements do not depend on when it happens to run.
             conn.execute("VACUUM ANALYZE")
-            conn.execute(f"COMMENT ON SCHEMA \"{schema}\" IS '{COMPLETE}'")
+            conn.execute(f"COMMENT ON SCHEMA \"{schema}\" IS '{mark}'")
     return url
+
+
+# Tables the migrations keep per dialect (SQLite's counter row and FTS5 index,
+# PostgreSQL's counter slots) or that name the schema's revision: never copied.
+NOT_COPIED = {"alembic_version", "row_counts", "row_count_slots", "row_count_pending"}
+COPY_BATCH = 10_000
+
+
+def copy_from_sqlite(source: Path, url: str, log=print) -> None:
+    """Copy every row of the SQLite file into the (migrated, empty) schema at url.
+
+    `flask seed` inserts 10,000,000 ratings through the service, index by index
+    and trigger by trigger; this copies the rows the SQLite seed made (the same
+    data, ids included) in one transaction: the plain indexes and foreign keys
+    are dropped, each table is streamed with COPY with triggers off, and the
+    indexes, foreign keys, counter slots (0018) and id sequences are made after.
+    """
+    import psycopg
+
+    lite = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    with psycopg.connect(_psycopg_url(url)) as conn:
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        theirs = {
+            r[0]
+            for r in lite.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        ours = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+            )
+        ]
+        tables = [t for t in ours if t in theirs and t not in NOT_COPIED]
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s"
+            " AND tablename = ANY(%s) AND indexname NOT IN"
+            " (SELECT conname FROM pg_constraint"
+            " WHERE connamespace = %s::regnamespace)",
+            (schema, tables, schema),
+        ).fetchall()
+        keys = conn.execute(
+            "SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid)"
+            " FROM pg_constraint WHERE contype = 'f'"
+            " AND connamespace = %s::regnamespace",
+            (schema,),
+        ).fetchall()
+        for name, table, _ in keys:
+            conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        # No trigger fires (the counter slots are set below from count(*)).
+        conn.execute("SET LOCAL session_replication_role = replica")
+        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        for table in tables:
+            have = {r[1] for r in lite.execute(f'PRAGMA table_info("{table}")')}
+            columns = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass"
+                    " AND attnum > 0 AND NOT attisdropped AND attgenerated = ''"
+                    " ORDER BY attnum",
+                    (f'"{schema}"."{table}"',),
+                )
+                if r[0] in have
+            ]
+            names = ", ".join(f'"{c}"' for c in columns)
+            rows = lite.execute(f'SELECT {names} FROM "{table}"')
+            copied = 0
+            with conn.cursor().copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+                while batch := rows.fetchmany(COPY_BATCH):
+                    for row in batch:
+                        copy.write_row(row)
+                    copied += len(batch)
+            log(f"    {table}: {copied:,} rows copied")
+            if "id" in columns:
+                conn.execute(
+                    "SELECT setval(pg_get_serial_sequence(%s, 'id')::regclass,"
+                    f' (SELECT max(id) FROM "{table}")::bigint)'
+                    f' WHERE EXISTS (SELECT FROM "{table}")',
+                    (f'"{table}"',),
+                )
+        for _name, definition in indexes:
+            conn.execute(definition)
+        log(f"    {len(indexes)} indexes built")
+        for name, table, definition in keys:
+            conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        slotted = {
+            r[0]
+            for r in conn.execute("SELECT DISTINCT table_name FROM row_count_slots")
+        }
+        for table in sorted(slotted & set(tables)):
+            conn.execute(
+                "UPDATE row_count_slots SET n = CASE WHEN slot = 0 THEN"
+                f' (SELECT count(*) FROM "{table}") ELSE 0 END,'
+                " version = version + 1 WHERE table_name = %s",
+                (table,),
+            )
+    lite.close()
 
 
 # ---------------------------------------------------------------- reading back

@@ -20,6 +20,10 @@ runs them: the peak RSS growth of each step over the RSS before it (Linux:
 
 SQLite by default; `--postgres URL` runs both parts on PostgreSQL too (in the
 bench database's own schemas for them; each import's changes are undone).
+
+Web (`--only web`, SQLite): the 1,000,000 new ratings uploaded, checked and
+imported through the Import CSV page of a server run as `make serve` runs it,
+timed as a person waits: upload until the preview shows, Import until "done".
 """
 
 from __future__ import annotations
@@ -29,12 +33,15 @@ import csv
 import json
 import os
 import random
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.dataset import (
     DATA,
@@ -179,6 +186,136 @@ def speed_sqlite(size: Size) -> None:
         report(label, preview, done)
 
 
+# ---------------------------------------------------------------- web
+
+
+def _csrf(session: Any, url: str) -> str:
+    """The CSRF token of a requests session, from the import page's meta tag."""
+    page = session.get(url + "/import")
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
+    assert found, page.text[:300]
+    return found.group(1)
+
+
+def _job_cpu(jobs: dict[int, float]) -> None:
+    """Note the CPU seconds (user + system) of every import job running now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"job_main" not in (entry / "cmdline").read_bytes():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        jobs[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+
+
+def _settled(
+    session: Any, url: str, seen: dict[str, float], jobs: dict[int, float]
+) -> Any:
+    """Poll an import's page as htmx does until no job runs; note each phase.
+
+    `jobs` gets the CPU time of the job processes, as last seen.
+    """
+    started = time.perf_counter()
+    while True:
+        _job_cpu(jobs)
+        page = session.get(url, headers={"HX-Request": "true"})
+        found = re.search(r'id="import-job-status" role="status">(\w+)', page.text)
+        if found is None:
+            return page
+        seen.setdefault(found.group(1), time.perf_counter() - started)
+        time.sleep(0.25)
+
+
+def web_sqlite(size: Size, database: Path | None) -> None:
+    """Upload, preview and import the new-ratings file through the web page.
+
+    Served as `make serve` serves (app/gunicorn_conf.py), on a fresh copy of the
+    data: the check (upload, storing it in the database, the job's check) and
+    the write (Import to "done") are timed as a person waits for them.
+    """
+    import requests  # the test tools' client; only this part needs it
+
+    print(f"SQLite, {size.label}, through the web page (upload, preview, Import):")
+    cache = (
+        database.resolve()
+        if database
+        else ensure_sqlite(size, log=lambda m: print(m, flush=True))
+    )
+    instance = WORK / "instance"
+    export = export_ratings(
+        "sqlite:///" + str(cache), instance, WORK / size.key / "ratings.csv"
+    )
+    path = make_files(export, size.ratings)[f"{size.ratings:,} new (no id)"]
+    target = fresh_copy(cache, WORK / "web.sqlite3")
+    url = "sqlite:///" + str(target)
+    flask(["db", "upgrade"], url, instance)
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-only"}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen(
+        [str(gunicorn), "--config", "python:app.gunicorn_conf", "--no-control-socket"]
+        + ["--bind", f"127.0.0.1:{port}", "--timeout", "600"]
+        + [f'app:create_app(instance_path="{instance}")'],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        session = requests.Session()
+        for _ in range(200):
+            try:
+                session.get(base + "/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        seen: dict[str, float] = {}
+        started = time.perf_counter()
+        with path.open("rb") as upload:
+            answer = session.post(
+                base + "/import",
+                data={"resource": "ratings", "csrf_token": _csrf(session, base)},
+                files={"file": (path.name, upload, "text/csv")},
+                allow_redirects=False,
+            )
+        stored = time.perf_counter() - started
+        location = base + answer.headers["Location"]
+        checking: dict[int, float] = {}
+        preview = _settled(session, location, seen, checking)
+        checked = time.perf_counter() - started
+        new = re.search(r'<th scope="row">New</th><td>([\d,]+)</td>', preview.text)
+        started = time.perf_counter()
+        session.post(location, data={"csrf_token": _csrf(session, base)})
+        importing: dict[int, float] = {}
+        done = _settled(session, location, seen, importing)
+        written = time.perf_counter() - started
+        result = re.search(r"([\d,]+) new and ([\d,]+) changed", done.text)
+        print(
+            f"  {path.name} ({path.stat().st_size / 2**20:.1f} MB):"
+            f" upload stored in {stored:.1f} s, checked in {checked:.1f} s"
+            f" ({new.group(1) if new else '?'} new; job CPU"
+            f" {sum(checking.values()):.1f} s); written in {written:.1f} s"
+            f" ({result.group(0) if result else '?'}; job CPU"
+            f" {sum(importing.values()):.1f} s); together {checked + written:.1f} s",
+            flush=True,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def postgres_data(size: Size, base_url: str) -> str:
     """A URL of this size's data in a schema of its own in the bench database.
 
@@ -214,7 +351,7 @@ def speed_postgres(size: Size, base_url: str) -> None:
 
 # ---------------------------------------------------------------- memory
 
-# One step in a fresh interpreter, the way an import job runs it (csv_io.job_main):
+# One step in a fresh interpreter, the way an import job runs it (app/imports/job.py):
 # the app is made, then preview_file, or import_file with the preview's counts as
 # the job passes them, with a progress callback. Printed: the RSS before the step,
 # the peak RSS during it (Linux: /proc/self/clear_refs resets the peak first), its
@@ -223,7 +360,7 @@ def speed_postgres(size: Size, base_url: str) -> None:
 MEMORY_SCRIPT = """
 import json, sys, time
 from pathlib import Path
-from app import create_app, csvio
+from app import create_app, csvfile
 from app.crud import CrudService
 from app.db import db
 from app.resources import RESOURCES
@@ -246,10 +383,10 @@ with app.app_context():
     before = status("VmRSS")
     started = time.perf_counter()
     if step == "preview":
-        result = csvio.preview_file(svc, Path(path), progress=progress)
+        result = csvfile.preview_file(svc, Path(path), progress=progress)
     else:
         counts = json.loads(expected)
-        result = csvio.import_file(svc, Path(path), counts, progress=progress)
+        result = csvfile.import_file(svc, Path(path), counts, progress=progress)
     wall = time.perf_counter() - started
     peak = status("VmHWM")
 print(json.dumps({"before": before, "peak": peak, "wall": wall,
@@ -340,7 +477,7 @@ def shortest_movies_file(path: Path) -> Path:
     """64 MB of the shortest movies lines with distinct keys (",0,d,"): 8.4 M rows.
 
     The most match_on keys a file at the limit can hold, so the most key hashes
-    to remember (past csvio.KEY_HASHES_IN_MEMORY they go to a temporary table).
+    to remember (past csvfile.sets.KEY_HASHES_IN_MEMORY they go to a temporary table).
     """
     if path.exists():
         return path
@@ -451,7 +588,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--movies", type=int, default=100_000)
     parser.add_argument("--ratings", type=int, default=1_000_000)
     parser.add_argument("--postgres", metavar="URL", help="also measure PostgreSQL")
-    parser.add_argument("--only", choices=["speed", "memory"], help="one part only")
+    parser.add_argument(
+        "--only", choices=["speed", "memory", "web"], help="one part only"
+    )
+    parser.add_argument(
+        "--database",
+        type=Path,
+        help="web: this SQLite file of the benchmark data (copied), not the cache",
+    )
     parser.add_argument(
         "--no-sqlite", action="store_true", help="measure PostgreSQL only"
     )
@@ -464,6 +608,10 @@ def main(argv: list[str] | None = None) -> int:
     size = Size(args.movies, args.ratings)
     load = os.getloadavg()[0]
     print(f"CSV import, issue 11 ({os.cpu_count()} CPUs, load average {load:.1f})")
+    if args.only == "web":
+        web_sqlite(size, args.database)
+        print(f"(load average now {os.getloadavg()[0]:.1f})")
+        return 0
     if args.only != "memory":
         if not args.no_sqlite:
             speed_sqlite(size)

@@ -33,6 +33,16 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("ttfb_p95_ms", "TTFB p95", "ms"),
     ],
     "W7": [("p50_ms", "median", "ms"), ("p95_ms", "p95", "ms"), ("n", "openings", "")],
+    "W8": [
+        ("delay_p50_ms", "shown after p50", "ms"),
+        ("delay_p95_ms", "p95", "ms"),
+        ("tabs", "tabs", ""),
+        ("polls", "polls", ""),
+        ("cpu_s_without_tabs", "server CPU s, writers alone", ""),
+        ("cpu_s_with_tabs", "with the tabs", ""),
+        ("cpu_ms_per_poll", "CPU ms a poll", ""),
+        ("window_s", "over s", ""),
+    ],
 }
 TITLES = {
     "W1": "W1 export all ratings as CSV over HTTP",
@@ -43,6 +53,8 @@ TITLES = {
     "W6": "W6 first load of the movies page (HTML + CSS + JS as served)",
     "W7": "W7 editor open: Enter on a cell to its editor holding focus"
     " (Chromium, 100 ms emulated latency)",
+    "W8": "W8 live tabs: idle tabs polling GET /changes/since (as static/js/live.js)"
+    " while 4 writers each edit a director every 0.5 s",
 }
 # The figure each workload's "vs best peer" compares, and whether lower wins.
 HEADLINE = {
@@ -53,6 +65,7 @@ HEADLINE = {
     "W5": ("p50_ms", True),
     "W6": ("total_kb", True),
     "W7": ("p95_ms", True),
+    "W8": ("delay_p95_ms", True),
 }
 
 
@@ -225,6 +238,7 @@ def evaluate(results: Sequence[dict], base: str, large: str | None) -> list[dict
         ("W5", "http_5xx", "=", 0, "W5 zero 5xx"),
         ("W6", "total_kb", "<", 60.0, "W6 < 60 KB first load"),
         ("W7", "p95_ms", "<", 16.0, "W7 editor open p95 < 16 ms (one frame)"),
+        ("W8", "delay_p95_ms", "<", 2000.0, "W8 change shown in other tabs p95 < 2 s"),
     ]
     for workload, key, op, limit, name in limits:
         result = r(workload)
@@ -241,6 +255,7 @@ def evaluate(results: Sequence[dict], base: str, large: str | None) -> list[dict
             else value == limit
         )
         unit = {"p95_ms": "ms", "p50_ms": "ms", "total_kb": "KB"}.get(key, "")
+        unit = "ms" if key.endswith("_ms") else unit
         out.append(_check(name, fmt(value, unit), met))
     if large:
         for workload, key, lower in (
@@ -266,6 +281,66 @@ def evaluate(results: Sequence[dict], base: str, large: str | None) -> list[dict
                         factor <= 2.0,
                     )
                 )
+    if large:
+        out += postgres_targets(results, base, large)
+    return out
+
+
+def postgres_targets(results: Sequence[dict], base: str, large: str) -> list[dict]:
+    """Issue 15's PostgreSQL targets at the growth size (where it was measured)."""
+    out: list[dict] = []
+    pg = lambda w, size: find(results, w, "PostgreSQL", size)  # noqa: E731
+    if all(pg(w, large) is None for w in ("W1", "W2", "W3", "W4", "W5")):
+        return out
+    for workload in ("W2", "W3", "W4"):
+        big = _metric(pg(workload, large), "p95_ms")
+        lite = _metric(find(results, workload, "SQLite", large), "p95_ms")
+        small = _metric(pg(workload, base), "p95_ms")
+        for name, ref, limit in (
+            (f"PostgreSQL growth {workload} p95 ≤ 2× SQLite growth", lite, 2.0),
+            (f"PostgreSQL growth {workload} p95 ≤ 1.5× PostgreSQL base", small, 1.5),
+        ):
+            if big is None or ref is None:
+                out.append(_check(name, "–", None, "not measured"))
+            else:
+                shown = f"{big:.2f} ms = {big / ref:.2f}× {ref:.2f} ms"
+                out.append(_check(name, shown, big <= limit * ref))
+    w5 = pg("W5", large)
+    rps, lost = _metric(w5, "rps"), _metric(w5, "lost")
+    out.append(
+        _check(
+            "PostgreSQL growth W5 ≥ 300 updates/s with 4 writers",
+            fmt(rps),
+            None if rps is None else rps >= 300,
+        )
+    )
+    out.append(
+        _check(
+            "PostgreSQL growth W5 zero lost updates",
+            fmt(lost),
+            None if lost is None else lost == 0,
+        )
+    )
+    w1 = pg("W1", large)
+    t1 = _metric(w1, "median_s")
+    floor = _metric(
+        find(results, "W1", "PostgreSQL", large, ours=False, tool="psql \\copy"),
+        "median_s",
+    )
+    name = "PostgreSQL growth W1 ≤ 2.5× `psql \\copy`"
+    if t1 is None or floor is None:
+        out.append(_check(name, "–", None, "not measured"))
+    else:
+        shown = f"{t1:.2f} s = {t1 / floor:.2f}× {floor:.2f} s"
+        out.append(_check(name, shown, t1 <= 2.5 * floor))
+    growth_mb = _metric(w1, "rss_growth_mb")
+    out.append(
+        _check(
+            "PostgreSQL growth W1 server RSS growth < 50 MB",
+            fmt(growth_mb, "MB"),
+            None if growth_mb is None else growth_mb < 50,
+        )
+    )
     return out
 
 

@@ -339,6 +339,14 @@ def floor_commands(db: Path, columns: Sequence[str]) -> list[tuple[str, list[str
     return out
 
 
+def pg_floor_commands(url: str, columns: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """PostgreSQL's reference: `psql \\copy` of the same columns, as CSV to stdout."""
+    sql = f"SELECT {', '.join(columns)} FROM ratings"
+    url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    copy = f"\\copy ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)"
+    return [("psql \\copy", ["psql", "-X", "-q", url, "-c", copy])]
+
+
 # ---------------------------------------------------------------- W5 edits
 
 
@@ -763,3 +771,235 @@ def open_editors(url: str, n: int, warmup: int, latency_ms: int) -> list[float]:
         finally:
             browser.close()
     return samples
+
+
+# ---------------------------------------------------------------- W8 live tabs
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds the processes have used so far (gone ones: 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def live_notice(body: bytes) -> dict[str, str]:
+    """The data-live-* attributes of a table page's live notice (live.js reads them)."""
+    match = re.search(rb'<div class="live-notice[^>]*>', body)
+    if not match:
+        return {}
+    attrs = re.findall(rb'data-live-([a-z]+)="([^"]*)"', match.group(0))
+    return {k.decode(): v.decode().replace("&amp;", "&") for k, v in attrs}
+
+
+def _tab(port: int, notice: dict[str, str], poll_s: float, stop_at: float, seen, out):
+    """One idle tab: poll as static/js/live.js does; note when each set shows.
+
+    `seen` maps a change set id to the monotonic time this tab first learned of
+    it; a "refresh" answer (too many changes to list) shows everything before it,
+    recorded under key 0. Appends (polls, 200s, refreshes) to `out`.
+    """
+    c = Client(port, timeout=30)
+    after, table = notice["after"], notice["table"]
+    snapshot = notice.get("snapshot")  # PostgreSQL's; empty on SQLite
+    polls = answers = refreshes = 0
+    accept = (("Accept", "application/json"),)
+    # Tabs opened at different moments poll out of step.
+    next_at = time.monotonic() + poll_s * secrets.randbelow(1000) / 1000
+    while True:
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        if time.monotonic() >= stop_at:
+            break
+        params = {"after": after, "table": table}
+        if snapshot:
+            params["snapshot"] = snapshot
+        path = notice["url"] + "?" + urllib.parse.urlencode(params)
+        try:
+            resp = c.send(Req("GET", path, accept))
+        except OSError:
+            c.close()
+            resp = None
+        now = time.monotonic()
+        polls += 1
+        if resp is not None and resp.status == 200:
+            answers += 1
+            body = json.loads(resp.body)
+            after = str(body["last"])
+            snapshot = body.get("snapshot")
+            if body.get("refresh"):
+                refreshes += 1
+                seen.setdefault(0, []).append(now)
+            for group in ("updated", "deleted", "created"):
+                for _row, sets in body.get(group) or []:
+                    for set_id in sets:
+                        seen.setdefault(set_id, now)
+        next_at += poll_s
+    c.close()
+    out.append((polls, answers, refreshes))
+
+
+def _paced_writer(port, plan, ids, versions, every_s, stop_at, acked, latencies):
+    """One writer: edit a director every `every_s` seconds; note each ack time."""
+    c = Client(port)
+    versions = dict(versions)
+    i = 0
+    next_at = time.monotonic()
+    while time.monotonic() < stop_at:
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        movie_id = ids[i % len(ids)]
+        try:
+            resp = c.send(
+                edit_request(
+                    plan, movie_id, f"Live {secrets.token_hex(4)}", versions[movie_id]
+                )
+            )
+        except OSError:
+            c.close()
+            resp = None
+        if resp is not None and resp.status == plan.ok_status:
+            versions[movie_id] += 1
+            token = resp.header("x-change-set")
+            set_id = int(token.split(".")[1]) if token.count(".") >= 2 else 0
+            acked.append((set_id, time.monotonic()))
+            latencies.append(resp.elapsed)
+        i += 1
+        next_at += every_s
+    c.close()
+
+
+def live_tabs(
+    variant: Variant,
+    reader: Reader,
+    ids: Sequence[int],
+    *,
+    backend: str,
+    size: str,
+    tabs: int = 50,
+    writers: int = 4,
+    edit_every_s: float = 0.5,
+    poll_s: float = 1.5,
+    duration: float = 15.0,
+    rounds: int = 2,
+    log=print,
+) -> list[Result]:
+    """W8: `tabs` idle tabs polling GET /changes/since while `writers` edit.
+
+    Each writer edits a director every edit_every_s seconds (people, not a load
+    test); each tab polls every poll_s seconds as static/js/live.js does. The
+    delay is from a write's acknowledgement to each tab's first answer naming its
+    change set. CPU: user + system seconds of the gunicorn master and workers
+    over `duration`, writers alone and writers with the tabs, interleaved.
+    """
+    import threading
+
+    pairs = _results_for("W8", [variant], backend, size)
+    v, r = pairs[0]
+    assert v.server is not None
+    port = v.server.port
+    plan = EditPlan("reeltable", 200)
+    plan.cookie, plan.token = reeltable_session(port)
+    page = Client(port).send(Req("GET", v.reqs[0].path))
+    notice = live_notice(page.body)
+    if not notice.get("url"):
+        r.status, r.note = "n/a", "n/a (no live notice on the page)"
+        return [r]
+    pids = [v.server.proc.pid, *v.server.worker_pids()] if v.server.proc else []
+    shares = [list(ids[w::writers]) for w in range(writers)]
+    delays: list[float] = []
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    write_lat: dict[bool, list[float]] = {False: [], True: []}
+    polls = answers = refreshes = unseen = 0
+    load_before = loadavg()
+    for _ in range(rounds):
+        for with_tabs in (False, True):
+            versions = {k: val[1] for k, val in reader.directors(list(ids)).items()}
+            # Each tab starts from a page drawn now, as a person opening it would.
+            notice = live_notice(Client(port).send(Req("GET", v.reqs[0].path)).body)
+            stop_at = time.monotonic() + duration
+            acked: list[tuple[int, float]] = []
+            seen_by_tab: list[dict] = [{} for _ in range(tabs if with_tabs else 0)]
+            tab_out: list[tuple[int, int, int]] = []
+            threads = [
+                threading.Thread(
+                    target=_paced_writer,
+                    args=(
+                        port,
+                        plan,
+                        share,
+                        {k: versions[k] for k in share},
+                        edit_every_s,
+                        stop_at,
+                        acked,
+                        write_lat[with_tabs],
+                    ),
+                )
+                for share in shares
+            ]
+            threads += [
+                threading.Thread(
+                    target=_tab,
+                    args=(port, notice, poll_s, stop_at + 2 * poll_s, seen, tab_out),
+                )
+                for seen in seen_by_tab
+            ]
+            before = cpu_seconds(pids)
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            cpu[with_tabs].append(cpu_seconds(pids) - before)
+            for p, a, f in tab_out:
+                polls, answers, refreshes = polls + p, answers + a, refreshes + f
+            for seen in seen_by_tab:
+                refreshed = sorted(seen.get(0, []))
+                for set_id, at in acked:
+                    shown = seen.get(set_id)
+                    later = [t for t in refreshed if t >= at]
+                    if later and (shown is None or later[0] < shown):
+                        shown = later[0]
+                    if shown is None:
+                        unseen += 1
+                    else:
+                        delays.append(max(0.0, shown - at))
+    load_after = loadavg()
+    d = summarize(delays)
+    without, with_ = sum(cpu[False]), sum(cpu[True])
+    window = duration * rounds
+    r.metrics.update(
+        {
+            "tabs": tabs,
+            "writers": writers,
+            "delay_p50_ms": d.get("p50_ms"),
+            "delay_p95_ms": d.get("p95_ms"),
+            "delay_max_ms": d.get("max_ms"),
+            "shown": d.get("n", 0),
+            "unseen": unseen,
+            "polls": polls,
+            "polls_200": answers,
+            "refreshes": refreshes,
+            "cpu_s_without_tabs": round(without, 2),
+            "cpu_s_with_tabs": round(with_, 2),
+            "window_s": window,
+            "tabs_cpu_share": round((with_ - without) / window, 3),
+            "cpu_ms_per_poll": round(1000 * (with_ - without) / polls, 2)
+            if polls
+            else None,
+            "edit_p50_ms_without_tabs": summarize(write_lat[False]).get("p50_ms"),
+            "edit_p50_ms_with_tabs": summarize(write_lat[True]).get("p50_ms"),
+            "load": [round(load_before, 2), round(load_after, 2)],
+        }
+    )
+    if unseen:
+        r.note = f"{unseen} (tab, change) pairs not shown within 2 polls of the end"
+    log(
+        f"    {r.label:34} delay p50 {d.get('p50_ms', 0):.0f} ms"
+        f"  p95 {d.get('p95_ms', 0):.0f} ms  CPU {without:.2f} s alone,"
+        f" {with_:.2f} s with {tabs} tabs over {window:.0f} s  polls {polls}"
+    )
+    return [r]

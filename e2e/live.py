@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from playwright.sync_api import Locator, Page, expect
 
 from e2e.browser import slow_network as slow_network  # the journeys import it here
@@ -67,3 +68,13 @@ def edit(row: Locator, field: str, label: str, typed: str) -> None:
     box = row.get_by_role("textbox", name=label)
     box.fill(typed)
     box.press("Enter")
+
+
+def write(server: Server, sql: str, rows: list[dict]) -> None:
+    """Run SQL once per parameter set against the server's database, committed."""
+    engine = sa.create_engine(server.database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql), rows)
+    finally:
+        engine.dispose()

@@ -13,7 +13,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import Server
-from e2e.live import cell, movie, movie_id, saved, show_movie, slow_network
+from e2e.live import cell, movie, movie_id, saved, show_movie, slow_network, write
 
 
 def edit_cell(page: Page, row, field: str, label: str, typed: str) -> None:
@@ -109,3 +109,50 @@ def test_changes_page_filters_live_and_downloads(page: Page, server: Server) -> 
     assert rows[0][:4] == ["id", "set_id", "at", "who"]
     assert any('"rating":8.7' in r[8] for r in rows[1:])
     assert all(r[4] == "movies" for r in rows[1:])
+
+
+def test_show_older_pages_a_long_history(page: Page, server: Server) -> None:
+    slow_network(page)
+    row_id = movie_id(server, "Rashomon")
+    ((earlier,),) = server.query(
+        "SELECT count(*) FROM changes WHERE table_name = 'movies' AND row_id = :id",
+        id=row_id,
+    )
+    # A long history, as years of edits leave it: 205 changes of the director.
+    write(
+        server,
+        "INSERT INTO changes (set_id, at, who, table_name, row_id, op, old, new,"
+        " version) VALUES (:set, :at, 'archivist', 'movies', :row, 'update',"
+        " :old, :new, 2)",
+        [
+            {
+                "set": 9_000_000 + i,
+                "at": 1_600_000_000_000 + i * 60_000,
+                "row": row_id,
+                "old": f'{{"director":"Director {i}"}}',
+                "new": f'{{"director":"Director {i + 1}"}}',
+            }
+            for i in range(205)
+        ],
+    )
+    row = show_movie(page, server, "Rashomon")
+    row.get_by_role("button", name="History of Rashomon").click()
+    dialog = page.get_by_role("dialog", name="History of Rashomon")
+    expect(dialog).to_be_visible()
+    entries = dialog.locator(".history-entry")
+    expect(entries).to_have_count(200)
+    expect(entries.first.locator(".history-new")).to_have_text("Director 205")
+    expect(entries.last.locator(".history-new")).to_have_text("Director 6")
+
+    older = dialog.get_by_role("link", name="Show older")
+    older.click()
+    # The older changes join the list below; the panel stays open, and the
+    # focus moves to them.
+    expect(entries.nth(200).locator(".history-new")).to_have_text("Director 5")
+    expect(entries.nth(204).locator(".history-new")).to_have_text("Director 1")
+    expect(dialog.locator("ol.history-list").last).to_be_focused()
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("heading", name="History of Rashomon")).to_be_visible()
+    # That was all (a change lists a line per field): no older page.
+    expect(dialog.get_by_role("link", name="Show older")).to_have_count(0)
+    assert entries.count() >= 205 + earlier

@@ -74,7 +74,10 @@ def test_another_persons_change_blocks_the_undo_with_the_message(
     page: Page, other: Page, server: Server
 ) -> None:
     slow_network(page)
+    slow_network(other)
     row_id = movie_id(server, "Seven Samurai")
+    before = movie(server, row_id)
+    assert before is not None
     row = show_movie(page, server, "Seven Samurai")
     edit(row, "rating", "Rating", "2.5")
     saved(page)
@@ -84,11 +87,34 @@ def test_another_persons_change_blocks_the_undo_with_the_message(
     saved(other)
     assert movie(server, row_id)[2] == 3.5
 
-    page.get_by_role("button", name="Undo", exact=True).click()
+    undo = page.get_by_role("button", name="Undo", exact=True)
+    what = f"rating of Seven Samurai {before[2]:.1f} → 2.5"
+    undo.click()
     message = f"Not done: since then, anonymous changed rating of movies {row_id}."
     expect(page.locator("#change-message")).to_have_text(message)
     expect(page.locator("#toasts .toast-error")).to_contain_text(message)
     assert movie(server, row_id)[2] == 3.5
+    # The refused undo stays on this tab's stack, still saying what it would do.
+    expect(undo).to_be_enabled()
+    expect(undo).to_have_accessible_description(what)
+
+    # The other person takes their change back (their own Undo); mine now goes.
+    theirs_undo = other.get_by_role("button", name="Undo", exact=True)
+    expect(theirs_undo).to_have_accessible_description(
+        "rating of Seven Samurai 2.5 → 3.5"
+    )
+    theirs_undo.click()
+    expect(cell(theirs, "rating")).to_have_text("2.5")
+    assert movie(server, row_id)[2] == 2.5
+    undo.click()
+    expect(page.locator("#change-message")).to_have_text(f"Undone: {what}.")
+    expect(cell(row, "rating")).to_have_text(f"{before[2]:.1f}")
+    expect(undo).to_be_disabled()
+    page.reload()
+    expect(cell(page.locator(f"#movie-{row_id}"), "rating")).to_have_text(
+        f"{before[2]:.1f}"
+    )
+    assert movie(server, row_id)[2] == before[2]
 
 
 FILE = b"id,name,director,rating\r\n,Undo Me Film,Ann Undo,6.1\r\n"

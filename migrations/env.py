@@ -26,7 +26,8 @@ config.set_main_option(
 # What migrations create that the models cannot declare, so autogenerate must not
 # offer to drop it: SQLite FTS5 search tables (and the shadow tables FTS5 keeps
 # beside each, and the term list <index>_terms of revision 0015), PostgreSQL's
-# trigram indexes (ix_<table>_<column>_trgm) and counter slots.
+# trigram indexes (ix_<table>_<column>_trgm), its NULLS LAST sort indexes
+# (ix_<table>_<column>_nulls_last, revision 0022) and counter slots.
 SEARCH_TABLES = {r.search_index for r in RESOURCES.values() if r.search_index}
 FTS5_SHADOWS = ("_data", "_idx", "_config", "_docsize", "_content", "_terms")
 # PostgreSQL's counter slots and their commit queue (revision 0018), which only
@@ -47,13 +48,13 @@ def _is_search_table(name):
 
 
 def include_object(obj, name, type_, reflected, compare_to):
-    """Leave search tables, trigram indexes, counter slots out of the comparison."""
+    """Leave search tables, one-dialect indexes, counter slots out of the comparison."""
     if not reflected or compare_to is not None:
         return True
     if type_ == "table":
         return not _is_search_table(name) and name not in COUNTER_TABLES
     if type_ == "index":
-        return not name.endswith("_trgm")
+        return not name.endswith(("_trgm", "_nulls_last"))
     return True
 
 

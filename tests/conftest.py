@@ -115,7 +115,7 @@ def database_url(template_db: str, tmp_path: Path) -> str:
         conn.execute(
             sa.text(
                 "TRUNCATE movies, ratings, users, deleted_rows, sign_in_failures,"
-                " changes RESTART IDENTITY CASCADE"
+                " changes, imports, import_chunks RESTART IDENTITY CASCADE"
             )
         )
     engine.dispose()

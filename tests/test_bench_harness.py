@@ -5,14 +5,22 @@ The benchmark itself (`make bench`) is never run by the test suite.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from bench import report, stats
+from bench import dataset, report, stats
 from bench.cli import tilde_encode
 from bench.dataset import Size, pg_schema, pg_url, sqlite_cache_path
-from bench.workloads import EditPlan, assets_of, edit_request, lost_updates
+from bench.workloads import (
+    EditPlan,
+    assets_of,
+    edit_request,
+    live_notice,
+    lost_updates,
+    pg_floor_commands,
+)
 
 
 @pytest.mark.parametrize(
@@ -246,3 +254,92 @@ def test_editor_open_is_ours_alone_with_a_one_frame_target():
     lines = report.table([w7], "W7", "SQLite", "m1-r1-s42")
     assert lines[0] == "| tool | median | p95 | openings | vs best peer | note |"
     assert lines[2] == "| **reeltable** | 112 ms | 130 ms | 200 | – |  |"
+
+
+def _at(result: dict, backend: str, size: str) -> dict:
+    """A result dict moved to another backend and size."""
+    return {**result, "backend": backend, "size": size}
+
+
+def test_postgres_growth_targets():
+    """PostgreSQL at the growth size: 2× SQLite there, 1.5× its own base, W5, W1."""
+    big, small = "m10-r100-s42", "m1-r1-s42"
+    w2 = lambda p95: _result("W2", "reeltable", {"p95_ms": p95}, ours=True)  # noqa: E731
+    results = [
+        _at(w2(10.0), "SQLite", big),
+        _at(w2(19.0), "PostgreSQL", big),  # 1.9× SQLite: met
+        _at(w2(12.0), "PostgreSQL", small),  # 19 > 1.5 × 12: missed
+        _at(
+            _result("W5", "reeltable", {"rps": 310.0, "lost": 0}, ours=True),
+            "PostgreSQL",
+            big,
+        ),
+        _at(
+            _result("W1", "reeltable", {"median_s": 30.0, "rss_growth_mb": 2.0}, True),
+            "PostgreSQL",
+            big,
+        ),
+        _at(
+            _result("W1", "psql \\copy", {"median_s": 10.0}, variant="floor"),
+            "PostgreSQL",
+            big,
+        ),
+    ]
+    targets = {t["target"]: t for t in report.evaluate(results, small, big)}
+    assert targets["PostgreSQL growth W2 p95 ≤ 2× SQLite growth"]["met"] is True
+    assert targets["PostgreSQL growth W2 p95 ≤ 1.5× PostgreSQL base"]["met"] is False
+    assert targets["PostgreSQL growth W3 p95 ≤ 2× SQLite growth"]["met"] is None
+    assert targets["PostgreSQL growth W5 ≥ 300 updates/s with 4 writers"]["met"]
+    assert targets["PostgreSQL growth W5 zero lost updates"]["met"] is True
+    w1 = targets["PostgreSQL growth W1 ≤ 2.5× `psql \\copy`"]
+    assert (w1["met"], w1["measured"]) == (False, "30.00 s = 3.00× 10.00 s")
+    # Without PostgreSQL figures at the growth size, no PostgreSQL targets at all.
+    sqlite_only = report.evaluate(results[:1], small, big)
+    assert not [t for t in sqlite_only if t["target"].startswith("PostgreSQL")]
+
+
+def test_pg_floor_is_psql_copy_of_the_export_columns():
+    """W1's PostgreSQL floor: psql \\copy of the same columns, libpq URL."""
+    [(name, argv)] = pg_floor_commands(
+        "postgresql+psycopg://u@h/db?options=x", ("id", "rating")
+    )
+    assert name == "psql \\copy"
+    assert argv[:4] == ["psql", "-X", "-q", "postgresql://u@h/db?options=x"]
+    assert argv[-1] == (
+        "\\copy (SELECT id, rating FROM ratings) TO STDOUT WITH (FORMAT csv, HEADER)"
+    )
+
+
+def test_live_notice_reads_what_live_js_reads():
+    """W8's tabs poll with the live notice's data-live-* attributes."""
+    body = (
+        b'<div class="live-notice js-only" role="status" hidden'
+        b' data-live-url="/changes/since" data-live-table="movies"\n'
+        b'     data-live-after="42" data-singular="movie">'
+        b'<div class="other" data-live-after="7">'
+    )
+    assert live_notice(body) == {
+        "url": "/changes/since",
+        "table": "movies",
+        "after": "42",
+    }
+    assert live_notice(b"<div class='nothing'>") == {}
+
+
+def test_data_made_under_changed_migrations_is_stale(tmp_path: Path, monkeypatch):
+    """A changed or removed migration makes cached data stale; a new one does not."""
+    (tmp_path / "0001_a.py").write_text("one")
+    monkeypatch.setattr(dataset, "MIGRATIONS", tmp_path)
+    monkeypatch.delenv("BENCH_KEEP_DATA", raising=False)
+    made_under = json.dumps(dataset.migration_files())
+    assert not dataset.made_under_other_migrations(made_under)
+    (tmp_path / "0002_b.py").write_text("")  # `flask db upgrade` applies it
+    assert not dataset.made_under_other_migrations(made_under)
+    (tmp_path / "0001_a.py").write_text("one, changed")
+    assert dataset.made_under_other_migrations(made_under)
+    (tmp_path / "0001_a.py").unlink()
+    assert dataset.made_under_other_migrations(made_under)
+    assert dataset.made_under_other_migrations(None)
+    assert dataset.made_under_other_migrations("not json")
+    monkeypatch.setenv("BENCH_KEEP_DATA", "1")
+    assert not dataset.made_under_other_migrations(None)

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from werkzeug.security import generate_password_hash
 
-from app import csvio
+from app import csvfile
 from app.crud import CrudService, UndoRefused, acting_as
 from app.crud.changes import ChangeSet
 from app.db import db
@@ -206,7 +206,7 @@ def test_an_import_is_one_change_set_and_undoes_as_one(
         + f"{alien},Alien,Ridley Scott,9.0\r\n".encode()
         + b",Heat,Michael Mann,8.3\r\n"
     )
-    csvio.import_file(movies, path)
+    csvfile.import_file(movies, path)
     changes = logged()
     assert len({c.set_id for c in changes}) == 1
     assert sorted((c.op, c.row_id == alien) for c in changes) == [

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import csvio
+from app import csvfile
 from app.crud import CrudService
 from app.crud.plan import Reader
 from app.db import db
@@ -235,13 +235,13 @@ def test_escaping_quotes_and_formulas(app: Flask, client: FlaskClient) -> None:
 
 
 def test_sql_and_python_formats_agree(app: Flask) -> None:
-    # csvio.format_text is the reference; the database must write the same cells.
+    # csvfile.format_text is the reference; the database must write the same cells.
     add_awkward(app)
     with app.app_context():
         svc = CrudService(MOVIES, db.session)
-        got = b"".join(csvio.export_chunks(svc, svc.parse_query({"sort": "rating"})))
+        got = b"".join(csvfile.export_chunks(svc, svc.parse_query({"sort": "rating"})))
     expected = "id,name,director,rating\r\n" + "".join(
-        f"{i},{csvio.format_text(n)},{csvio.format_text(d)},"
+        f"{i},{csvfile.format_text(n)},{csvfile.format_text(d)},"
         f"{'' if r is None else f'{r:.1f}'}\r\n"
         for i, (n, d, r) in enumerate(AWKWARD, start=1)
     )
@@ -269,7 +269,7 @@ def test_csv_reads_back_as_the_stored_values_with_the_prefix(
 def test_chunks_are_whole_lines_and_header_first(app: Flask, sample: dict) -> None:
     with app.app_context():
         svc = CrudService(RATINGS, db.session)
-        chunks = list(csvio.export_chunks(svc, svc.parse_query({}), batch=2))
+        chunks = list(csvfile.export_chunks(svc, svc.parse_query({}), batch=2))
     assert chunks == [
         b"id,rating,author,movie_id,movie_name\r\n"
         b"4,6,Di,3,Cure\r\n"
@@ -279,7 +279,7 @@ def test_chunks_are_whole_lines_and_header_first(app: Flask, sample: dict) -> No
 
 
 def test_header_comes_from_the_declaration() -> None:
-    assert {name: csvio.header_line(r) for name, r in RESOURCES.items()} == {
+    assert {name: csvfile.header_line(r) for name, r in RESOURCES.items()} == {
         "movies": "id,name,director,rating\r\n",
         "ratings": "id,rating,author,movie_id,movie_name\r\n",
     }

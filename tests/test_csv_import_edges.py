@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from app import csvio
+from app import csvfile
 from app.crud import CrudService, largest_id
-from app.csvio import RowError
-from app.db import db
-from app.models import Movie, Rating
+from app.csvfile import RowError
+from app.db import StorageFull, db
+from app.imports import job, store
+from app.models import Import, ImportChunk, Movie, Rating
 from app.resources import MOVIES, RATINGS
 from tests.conftest import dispose, make_app
 from tests.test_csv_import import HEADER, preview
@@ -30,13 +32,13 @@ from tests.test_csv_import import HEADER, preview
 RATINGS_HEADER = b"id,rating,author,movie_id,movie_name\r\n"
 
 
-def import_file(app: Flask, tmp_path: Path, name: str, data: bytes) -> csvio.Preview:
+def import_file(app: Flask, tmp_path: Path, name: str, data: bytes) -> csvfile.Preview:
     """Import a file without the web layer."""
     path = tmp_path / "import.csv"
     path.write_bytes(data)
     with app.app_context():
         svc = CrudService(MOVIES if name == "movies" else RATINGS, db.session)
-        return csvio.import_file(svc, path)
+        return csvfile.import_file(svc, path)
 
 
 def upload(client: FlaskClient, name: str, data: bytes, **headers: str) -> Any:
@@ -60,9 +62,13 @@ def stored_movies() -> list[tuple]:
         return [tuple(r) for r in conn.execute(stmt.order_by(table.c.id))]
 
 
-def imports_folder(app: Flask) -> Path:
-    """The folder uploads wait in."""
-    return Path(app.instance_path) / "imports"
+def stored_uploads(app: Flask) -> tuple[int, int]:
+    """How many imports, and pieces of uploaded files, the database holds."""
+    with app.app_context(), db.engine.connect() as conn:
+        count = sa.select(sa.func.count())
+        imports = conn.scalar(count.select_from(Import.__table__))
+        pieces = conn.scalar(count.select_from(ImportChunk.__table__))
+        return int(imports or 0), int(pieces or 0)
 
 
 # ------------------------------------------------------------------ matching
@@ -362,42 +368,35 @@ def enospc(*_args: Any, **_kwargs: Any) -> None:
 def test_a_full_disk_during_the_upload_is_507_and_leaves_nothing(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Issue 11: a failed copy left a partial file in instance/imports (so on a full
-    # disk every later upload failed too, until the daily sweep) and answered 500.
-    def half_then_full(self: FileStorage, dst: Any, *_args: Any) -> None:
-        Path(dst).write_bytes(b"id,name,dir")
-        enospc()
+    # Issue 11: a failed copy left a partial upload behind (so on a full disk
+    # every later upload failed too, until the daily sweep) and answered 500.
+    # The upload goes to the database in pieces, in one transaction: the
+    # database filling up after the first piece leaves no row and no piece.
+    monkeypatch.setattr(store, "CHUNK_BYTES", 16)
+    real = store._packed
+    calls = []
 
-    monkeypatch.setattr(FileStorage, "save", half_then_full)
+    def full_after_one(data: bytes) -> bytes:
+        calls.append(data)
+        if len(calls) > 1:
+            raise StorageFull("INSERT", {}, Exception("database or disk is full"))
+        return real(data)
+
+    monkeypatch.setattr(store, "_packed", full_after_one)
     data = HEADER + b",Heat,Michael Mann,8.3\r\n"
     response = upload(client, "movies", data)
+    assert len(calls) == 2  # one piece was inserted before the failure
     assert response.status_code == 507
     assert "no room to store the upload" in response.text
     assert "Nothing was saved" in response.text
-    assert list(imports_folder(app).iterdir()) == []
+    assert stored_uploads(app) == (0, 0)
+    calls.clear()
     fragment = upload(client, "movies", data, **{"HX-Request": "true"})
     assert fragment.status_code == 507
     assert fragment.text.lstrip().startswith('<div class="error-message"')
     monkeypatch.undo()
     assert upload(client, "movies", data).status_code == 303
-
-
-def test_a_failure_saving_the_preview_is_507_and_leaves_nothing(
-    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Issue 11: the same when the preview's small state file cannot be written.
-    original = Path.write_text
-
-    def full_for_state(self: Path, *args: Any, **kwargs: Any) -> int:
-        if self.parent.name == "imports":
-            original(self, "{", "utf-8")
-            enospc()
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "write_text", full_for_state)
-    response = upload(client, "movies", HEADER + b",Heat,Michael Mann,8.3\r\n")
-    assert response.status_code == 507
-    assert list(imports_folder(app).iterdir()) == []
+    assert stored_uploads(app) == (1, 1)
 
 
 @pytest.mark.parametrize("csrf", [False, True])
@@ -428,14 +427,14 @@ def test_a_full_disk_while_receiving_the_body_is_507(
 STALLED_IMPORT = r"""
 import sys, time
 from pathlib import Path
-from app import csvio
+from app.crud.bulk import Bulk
 from tests.conftest import make_app
 
 def stall(*_args, **_kwargs):
     print("importing", flush=True)
     time.sleep(600)
 
-csvio.import_file = stall
+Bulk.insert_many = stall  # inside the import's write transaction
 database_url, instance, location, session = sys.argv[1:5]
 client = make_app(database_url, Path(instance)).test_client()
 client.set_cookie("session", session)  # the uploader's browser: its import
@@ -443,12 +442,24 @@ client.post(location)
 """
 
 
+def lease_over(monkeypatch: pytest.MonkeyPatch, app: Flask) -> None:
+    """Move this process's import clock past any lease taken until now."""
+    later = time.time() + app.config["IMPORT_LEASE_SECONDS"] + 1
+    monkeypatch.setattr(store, "clock", lambda: later)
+
+
 def test_an_import_killed_midway_does_not_block_a_retry(
-    app: Flask, client: FlaskClient, database_url: str, sample: dict
+    app: Flask,
+    client: FlaskClient,
+    database_url: str,
+    sample: dict,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Issue 11: a kill -9 during an import left <token>.importing behind, and
-    # Import then silently did nothing until the daily sweep. While an import
-    # runs, a second one is told so; once its process is gone, a retry works.
+    # Import then silently did nothing until the daily sweep. Issue 15: the
+    # claim is a lease in the database, not a lock a process holds. While an
+    # import runs, a second one is told so; a kill -9 rolls its rows back, and
+    # once its lease has run out, a retry (from any server) imports the file.
     data = HEADER + b",Heat,Michael Mann,8.3\r\n"
     location = upload(client, "movies", data).headers["Location"]
     worker = subprocess.Popen(
@@ -478,24 +489,54 @@ def test_an_import_killed_midway_does_not_block_a_retry(
         worker.wait()
         if worker.stdout is not None:
             worker.stdout.close()
+    # Its lease has not run out: for all another server knows, it still works.
+    assert client.post(location).status_code == 409
+    lease_over(monkeypatch, app)
+    page = client.get(location).text
+    assert "The import stopped before it finished" in page
     retry = client.post(location)
     assert retry.status_code == 303
     assert "1 new and 0 changed" in client.get(location).text
     with app.app_context():
-        assert stored_movies()[-1] == (4, "Heat", "Michael Mann", 8.3)
+        # (PostgreSQL spent id 4 on the rolled-back row: sequences never go back.)
+        assert stored_movies()[-1][1:] == ("Heat", "Michael Mann", 8.3)
+        assert len(stored_movies()) == 4
+    assert stored_uploads(app) == (1, 0)  # the file went with the import
 
 
-def test_a_marker_left_by_a_killed_import_does_not_block_a_retry(
-    app: Flask, client: FlaskClient, sample: dict
+def test_a_job_whose_lease_ran_out_cannot_mark_its_import_done(
+    app: Flask, client: FlaskClient, sample: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Issue 11: what a worker killed during an import left behind (the upload
-    # renamed to <token>.importing) must not make Import silently do nothing.
+    # Issue 15 (and issue 11's window): the rows and "done" commit in one
+    # transaction, and only while the claim holds. A job presumed dead whose
+    # claim was taken over writes nothing when it wakes up.
     data = HEADER + b",Heat,Michael Mann,8.3\r\n"
     location = upload(client, "movies", data).headers["Location"]
     token = location.rsplit("/", 1)[1]
-    folder = imports_folder(app)
-    os.replace(folder / f"{token}.csv", folder / f"{token}.importing")
+    with app.app_context():
+        db.session.execute(
+            sa.update(Import)
+            .where(Import.token == token)
+            .values(status="importing", claim="old", lease_until=0)
+        )
+        db.session.commit()
+        state = store.read_state(token)
+        with app.test_request_context():
+            # The old job, come back: its claim is no longer the row's.
+            db.session.execute(
+                sa.update(Import).where(Import.token == token).values(claim="new")
+            )
+            db.session.commit()
+            result = job.import_upload(token, state, "old")
+        assert result["answer"] == 409
+        assert len(stored_movies()) == 3  # rolled back with the refused "done"
+        db.session.execute(
+            sa.update(Import).where(Import.token == token).values(claim="old")
+        )
+        db.session.commit()
+    # Its lease ran out (0): the page says it stopped, and Import works.
+    assert "The import stopped before it finished" in client.get(location).text
     assert client.post(location).status_code == 303
     with app.app_context():
-        assert stored_movies()[-1] == (4, "Heat", "Michael Mann", 8.3)
-    assert not (folder / f"{token}.importing").exists()
+        # (PostgreSQL spent id 4 on the rolled-back row: sequences never go back.)
+        assert stored_movies()[-1][1:] == ("Heat", "Michael Mann", 8.3)

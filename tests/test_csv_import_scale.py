@@ -21,9 +21,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from app import crud, csvio
+from app import crud, csvfile
 from app.crud import CrudService, Integer, largest_id
-from app.csvio import RowError
+from app.csvfile import RowError, importer, reader, sets
 from app.db import db
 from app.models import Movie, Rating
 from app.resources import MOVIES, RATINGS
@@ -96,14 +96,14 @@ AWKWARD = [
 ]
 
 
-def exact(svc: CrudService, names: list[str], cells: list[str]) -> csvio.ParsedRow:
+def exact(svc: CrudService, names: list[str], cells: list[str]) -> csvfile.ParsedRow:
     """The row as the general path reads it."""
     settable = {f.name: f for f in svc.resource.fields if f.creatable}
     id_kind = Integer(1, largest_id(svc.model), required=False)
-    return csvio._parse_row(svc, settable, names, cells, 7, id_kind)
+    return reader._parse_row(svc, settable, names, cells, 7, id_kind)
 
 
-def typed(row: csvio.ParsedRow) -> tuple:
+def typed(row: csvfile.ParsedRow) -> tuple:
     """A row with each value's type, so 10 and 10.0 differ."""
     values = {k: (type(v).__name__, v) for k, v in row.values.items()}
     return (row.line, row.id, values, list(row.errors))
@@ -126,7 +126,7 @@ def test_the_quick_path_reads_every_row_as_the_exact_one(
     }
     with app.app_context():
         svc = CrudService(resource, db.session)
-        parse = csvio._RowParser(svc, names)
+        parse = reader._RowParser(svc, names)
         quick = 0
         for _ in range(4000):
             # Mostly plain cells, one or two awkward ones, sometimes a short row.
@@ -155,14 +155,14 @@ def reference_lines(data: bytes) -> list[str]:
 
 def read_lines(data: bytes) -> list[str]:
     """The file's lines as the import reads them."""
-    return list(csvio._lines(io.BytesIO(data)))
+    return list(reader._lines(io.BytesIO(data)))
 
 
 @pytest.mark.parametrize("block", [1, 7, 64, 4096])
 def test_blocks_give_the_lines_a_line_by_line_read_gives(
     monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
-    monkeypatch.setattr(csvio, "BLOCK_BYTES", block)
+    monkeypatch.setattr(reader, "BLOCK_BYTES", block)
     rng = random.Random(block)
     pieces = ["a,b", "", "\u00e9t\u00e9", '"x\r\ny"', "\r", "\u20ac" * 9, "z" * 300]
     for _ in range(50):
@@ -175,7 +175,7 @@ def test_blocks_give_the_lines_a_line_by_line_read_gives(
 def test_a_bad_line_after_the_first_block_is_named(
     monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
-    monkeypatch.setattr(csvio, "BLOCK_BYTES", block)
+    monkeypatch.setattr(reader, "BLOCK_BYTES", block)
     # Past the first 8 KB, which is checked for binary data as a whole.
     good = b"id,name,director,rating\r\n" + b",Heat,Mann,8\r\n" * 700
     cases = {
@@ -184,7 +184,7 @@ def test_a_bad_line_after_the_first_block_is_named(
         b"x" * (70 * 1024): "Line 702 is longer than 64 KB;",
     }
     for bad, message in cases.items():
-        with pytest.raises(csvio.CsvFileError) as caught:
+        with pytest.raises(csvfile.CsvFileError) as caught:
             read_lines(good + bad + b",Later,Line,1\r\n")
         assert caught.value.message.startswith(message)
         assert caught.value.line == 702
@@ -195,13 +195,13 @@ def test_a_bad_line_after_the_first_block_is_named(
 
 def test_id_set_and_hash_set_hold_what_a_set_holds() -> None:
     rng = random.Random(5)
-    ids, hashes = csvio.IdSet(), csvio._HashSet()
+    ids, hashes = sets.IdSet(), sets.HashSet()
     ids_ref: set[int] = set()
     hashes_ref: set[int] = set()
     # Small ids (the flat bitmap), a dense run of large ones (a group turns into
     # a bitmap), sparse large ids, group boundaries; hashes of either sign.
-    large = csvio.IdSet.BITMAP_LIMIT
-    dense = csvio.IdSet.ARRAY_LIMIT + 9
+    large = sets.IdSet.BITMAP_LIMIT
+    dense = sets.IdSet.ARRAY_LIMIT + 9
     values = list(range(1, 3000)) + list(range(large - 5, large + dense))
     values += [rng.randrange(1, 2**31) for _ in range(9000)]
     values += [65535, 65536, 65537, large + 65535, large + 65536, 2**31 - 1]
@@ -226,7 +226,7 @@ def test_id_set_and_hash_set_hold_what_a_set_holds() -> None:
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
     """Batches of 4 rows, so a few lines cross several batch boundaries."""
-    monkeypatch.setattr(csvio, "BATCH", 4)
+    monkeypatch.setattr(importer, "BATCH", 4)
     return 4
 
 
@@ -302,8 +302,8 @@ def test_an_outdated_preview_found_late_writes_nothing(
     with app.app_context():
         before = stored_movies()
         svc = CrudService(MOVIES, db.session)
-        with pytest.raises(csvio.PreviewOutdated) as caught:
-            csvio.import_file(svc, path, expected=expected)
+        with pytest.raises(csvfile.PreviewOutdated) as caught:
+            csvfile.import_file(svc, path, expected=expected)
         assert caught.value.preview.counts == {
             "new": 10,
             "changed": 1,
@@ -324,7 +324,7 @@ def test_progress_is_heard_once_a_batch(
     heard: list[tuple[str, int, int]] = []
     with app.app_context():
         svc = CrudService(MOVIES, db.session)
-        checked = csvio.preview_file(svc, path, progress=lambda *a: heard.append(a))
+        checked = csvfile.preview_file(svc, path, progress=lambda *a: heard.append(a))
         assert heard == [
             ("checking", 4, 0),
             ("checking", 8, 0),
@@ -333,7 +333,7 @@ def test_progress_is_heard_once_a_batch(
             ("checking", 13, 0),
         ]
         heard.clear()
-        csvio.import_file(
+        csvfile.import_file(
             svc, path, expected=checked.counts, progress=lambda *a: heard.append(a)
         )
         # Once a batch: rows checked (of 13) while a batch writes nothing, then
@@ -463,10 +463,10 @@ def test_a_failed_load_leaves_the_indexes_as_they_were(
     data = HEADER + rows + b"2,Blade Runner 2049,Ridley Scott,8.1\r\n"
 
     def refuse(self, changes, batch=1000):  # noqa: ANN001, ANN202
-        raise csvio.ValidationError({"_": "The database refused this change."})
+        raise crud.ValidationError({"_": "The database refused this change."})
 
     monkeypatch.setattr(crud.bulk.Bulk, "update_many", refuse)
-    with pytest.raises(csvio.ValidationError):
+    with pytest.raises(crud.ValidationError):
         import_file(app, tmp_path, "movies", data)
     with app.app_context():
         assert db.session.execute(sa.text(schema)).all() == before
@@ -480,7 +480,7 @@ def test_a_failed_load_leaves_the_indexes_as_they_were(
 MEMORY_SCRIPT = """
 import sys
 from pathlib import Path
-from app import csvio
+from app import csvfile
 from app.crud import CrudService
 from app.db import db
 from app.resources import RATINGS
@@ -497,7 +497,7 @@ with app.app_context():
     svc.lookups.has_rows()
     Path("/proc/self/clear_refs").write_text("5")
     before = status("VmRSS")
-    result = csvio.preview_file(svc, Path(sys.argv[3]))
+    result = csvfile.preview_file(svc, Path(sys.argv[3]))
     peak = status("VmHWM")
 print(result.new, peak - before)
 """

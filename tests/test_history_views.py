@@ -328,3 +328,40 @@ def test_csv_download_of_a_large_log_is_complete(
         total = db.session.scalar(sa.select(sa.func.count()).select_from(Change))
     rows = list(csv.reader(io.StringIO(client.get("/changes.csv").text)))
     assert len(rows) - 1 == total >= 12
+
+
+def test_the_panel_pages_with_show_older(
+    app: Flask, people: dict[str, Hx], sample: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.crud import changelog
+
+    monkeypatch.setattr(changelog, "HISTORY_LIMIT", 2)
+    alien = sample["alien"]
+    for value in ("1", "2", "3", "4", "5"):
+        edit(people, app, alien, "ana", rating=value)
+    panel = people["ana"].get(f"/movies/{alien}/history")
+    assert panel.status_code == 200
+    assert texts(panel.text, "history-new") == ["5.0", "4.0"]
+    older = parse(panel.text).find_all(class_="history-older")
+    assert len(older) == 1 and older[0].text == "Show older"
+    url = older[0]["hx-get"]
+    assert older[0]["href"] == url and "before=" in url
+    assert older[0]["hx-target"] == "#history-more"
+
+    # The next page alone, to go in place of the link; then the last one.
+    second = people["ana"].get(url)
+    assert second.status_code == 200
+    assert "history-panel" not in second.text  # the panel stays as it is
+    assert texts(second.text, "history-new") == ["3.0", "2.0"]
+    (more,) = parse(second.text).find_all(class_="history-older")
+    third = people["ana"].get(more["hx-get"])
+    assert texts(third.text, "history-new") == ["1.0"]
+    assert parse(third.text).find_all(class_="history-older") == []
+    # Without JavaScript the link is a page with the older entries.
+    page = people["ana"].client.get(url)
+    assert page.status_code == 200
+    assert "History of Alien" in page.text
+    assert texts(page.text, "history-new") == ["3.0", "2.0"]
+
+    bad = people["ana"].get(f"/movies/{alien}/history?before=x")
+    assert bad.status_code == 400

@@ -2,7 +2,7 @@
 
 A 44 MB file of 1.5 M ratings with large ids raised a worker's peak RSS from 108
 to 338 MB: every id the file had shown was kept in a Python set. The import
-keeps what it remembers in compact structures (csvio.IdSet, csvio._SeenKeys,
+keeps what it remembers in compact structures (sets.IdSet, sets.SeenKeys,
 which moves key hashes past a budget to a temporary table) and holds one batch
 of rows at a time, so its peak grows by a few bytes a row above a fixed part.
 Measured here as an import job runs it: in a fresh interpreter, the peak RSS of
@@ -22,9 +22,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from app import csvio
 from app.crud import CrudService, largest_id
-from app.csvio import RowError
+from app.csvfile import RowError, importer, sets
 from app.db import db
 from app.models import Rating
 from app.resources import MOVIES
@@ -126,8 +125,8 @@ def test_key_hashes_past_the_budget_find_the_same_repeats(
     # Issue 11: a 64 MB movies file of short lines (8.4 M rows) kept 72 MB of
     # key hashes; past the budget they go to a temporary table, which must find
     # exactly the repeats the hashes in memory find.
-    monkeypatch.setattr(csvio, "BATCH", 4)
-    monkeypatch.setattr(csvio, "KEY_HASHES_IN_MEMORY", budget)
+    monkeypatch.setattr(importer, "BATCH", 4)
+    monkeypatch.setattr(sets, "KEY_HASHES_IN_MEMORY", budget)
     repeat = "repeats an earlier line of the file."
     errors = [
         RowError(4, "name,director", repeat),
@@ -151,6 +150,6 @@ def test_key_hashes_past_the_budget_find_the_same_repeats(
             (7, "Stalker", "Andrei Tarkovsky", None),
         ]
         # The table is gone with the import: no later statement meets it.
-        table = csvio._SeenKeys.TABLE
+        table = sets.SeenKeys.TABLE
         with pytest.raises(sa.exc.DBAPIError):
             db.session.execute(sa.text(f"SELECT count(*) FROM {table}"))

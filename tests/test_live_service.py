@@ -47,7 +47,7 @@ def test_count_with_and_without_query(movies: CrudService, sample: dict) -> None
 
 
 def test_items_pages_without_counting(movies: CrudService, sample: dict) -> None:
-    items = movies.items(ListQuery(per_page=2, page=2))
+    items = movies.reader.items(ListQuery(per_page=2, page=2))
     assert [m.name for m in items] == ["Cure"]
 
 

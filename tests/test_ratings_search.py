@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import downgrade, upgrade
 
-from app import csvio
+from app import csvfile
 from app.crud import CrudService
 from app.db import db
 from app.models import Movie, Rating
@@ -160,14 +160,14 @@ def test_the_index_follows_every_write(app: Flask, catalogue, tmp_path: Path) ->
         f",4,Imported Ro,{movie.id}\r\n"
         f"{rating.id},3,Renamed Summer,{movie.id}\r\n"
     )
-    csvio.import_file(ratings, path)
+    csvfile.import_file(ratings, path)
     assert_exact()
     db.session.remove()
     movie = movies.get(movie.id)
     path.write_text(
         f"id,name,director,rating\r\n{movie.id},Été Xq Again,{movie.director},\r\n"
     )
-    csvio.import_file(movies, path)
+    csvfile.import_file(movies, path)
     assert found("xq again")[0] == len(truth("xq again")) > 30
     assert_exact()
 

@@ -378,3 +378,32 @@ def test_an_import_run_by_a_job_is_undone_too(
         assert rows(jobbed, "SELECT count(*) FROM movies") == [(0,)]
     finally:
         dispose(jobbed)
+
+
+def test_the_label_is_built_from_the_write_not_read_back_from_the_log(
+    app: Flask, hx: Hx, sample: dict[str, int]
+) -> None:
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        saved = hx.patch(
+            f"/movies/{sample['alien']}", data={"rating": "9", "version": "1"}
+        )
+        added = hx.post("/movies", data={"name": "Dune", "director": "D. V."})
+        deleted = hx.delete(f"/movies/{sample['blade']}")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+    assert label_of(saved) == "rating of Alien 8.5 → 9.0"
+    assert label_of(added) == "adding Dune"
+    assert label_of(deleted).startswith("deleting Blade Runner")
+    # The writes insert into the log; none reads it back (FROM changes).
+    inserts = [s for s in seen if re.search(r"INSERT INTO changes", s)]
+    assert len(inserts) >= 3
+    reads = [s for s in seen if re.search(r"\bFROM changes\b", s)]
+    assert reads == [], reads

@@ -24,6 +24,7 @@ The parts, in the order a request meets them:
     errors    the errors views map to HTTP statuses
     schema    migration helpers: a new table's row counter and search index
     service   CrudService[M], the facade the views call
+    part      Part, the session, declaration and dialect facade and parts hold
 """
 
 from app.crud.changes import ChangeLog, Since, UndoRefused, acting_as, set_author

@@ -21,6 +21,7 @@ from app.crud.counts import Counter
 from app.crud.dialect import Dialect
 from app.crud.errors import Conflict
 from app.crud.fields import Resource, table_of
+from app.crud.part import Part
 
 _T = TypeVar("_T")
 
@@ -36,7 +37,7 @@ _REBUILD_MIN = 20_000
 _REBUILD_SHARE = 8
 
 
-class Bulk:
+class Bulk(Part[Any]):
     """Insert and update many prepared rows of one table in the current write."""
 
     def __init__(
@@ -47,12 +48,9 @@ class Bulk:
         counter: Counter,
         write: Callable[[], AbstractContextManager[Any]],
     ) -> None:
-        self.session = session
-        self.resource = resource
-        self.model = resource.model
-        self.backend = backend
+        super().__init__(session, resource, backend)
         self.counter = counter
-        # Opens one write transaction of the service (CrudService._write), for load().
+        # Opens one single write of the service (CrudService.transaction), for load().
         self.write = write
 
     def load(self, rows: Iterable[Mapping[str, Any]], batch: int = 10_000) -> int:

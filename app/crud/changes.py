@@ -144,6 +144,26 @@ def full_row(row: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- writing
 
+# Changes of a set kept in memory to say what it did (the Undo button's label):
+# enough for "deleting Jaws and its 99 ratings" without reading the log back.
+KEPT = 101
+_LAST_KEY = "reeltable.last_logged"
+
+
+@dataclass(frozen=True)
+class Logged:
+    """One change a set logged, as the write knew it (Python values).
+
+    `new` is None for rows whose values were logged in SQL (a create or a bulk
+    update): the row itself holds them.
+    """
+
+    table: str
+    row_id: int
+    op: str
+    old: Mapping[str, Any] | None
+    new: Mapping[str, Any] | None
+
 
 class ChangeSet:
     """The change rows of one write transaction, inserted as the write makes them.
@@ -162,12 +182,31 @@ class ChangeSet:
         self.who: str | None = None
         self._update_floor: int | None = None
         self.table = table_of(Change)
+        self.count = 0  # change rows logged
+        self.kept: list[Logged] = []  # the first KEPT of them
+
+    def _note(
+        self,
+        table: str,
+        row_id: int,
+        op: str,
+        old: Mapping[str, Any] | None,
+        new: Mapping[str, Any] | None,
+    ) -> None:
+        """Keep a change in memory (the first KEPT) to describe the set later."""
+        if len(self.kept) < KEPT:
+            self.kept.append(Logged(table, row_id, op, old, new))
+
+    def _named(self) -> None:
+        """The set has its id: it is the session's last logged set from now on."""
+        self.session.info[_LAST_KEY] = self
 
     def _start(self) -> int:
         """Take the set's id and its author, before its first row."""
         if self.id is None:
             self.id = self.backend.next_id(self.session, self.table)
             self.who = current_author()[:_WHO_MAX]
+            self._named()
         return self.id
 
     def add(
@@ -179,6 +218,7 @@ class ChangeSet:
         items = list(rows)
         if not items:
             return
+        self.count += len(items)
         connection = self.session.connection()
         if self.id is None:
             # The set's first row takes the set's id in its own INSERT: an edit
@@ -193,6 +233,7 @@ class ChangeSet:
                 sql, (self.at, self.who, table, *items[0])
             )
             self.id = int(first.scalar_one())
+            self._named()
             items = items[1:]
         head = (self._start(), self.at, self.who, table)
         # Multi-row INSERTs, the values straight to the driver: SQLAlchemy's
@@ -264,6 +305,9 @@ class ChangeSet:
         if not ids:
             return
         set_id = self._start()
+        self.count += len(ids)
+        for row_id in ids[: max(0, KEPT - len(self.kept))]:
+            self._note(table.name, row_id, op, None, None)
         connection = self.session.connection()
         log = self.table
         logged = ["set_id", "at", "who", "table_name", "row_id", "op", column]
@@ -284,19 +328,12 @@ class ChangeSet:
 
     def deleted(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
         """Log the deletion of these rows (full column values, id included)."""
-        self.add(
-            table,
-            (
-                (
-                    row["id"],
-                    DELETE,
-                    dumps({k: v for k, v in row.items() if k != "id"}),
-                    None,
-                    row.get("version"),
-                )
-                for row in rows
-            ),
-        )
+        items = []
+        for row in rows:
+            old = {k: v for k, v in row.items() if k != "id"}
+            self._note(table, row["id"], DELETE, old, None)
+            items.append((row["id"], DELETE, dumps(old), None, row.get("version")))
+        self.add(table, items)
 
     def updated(
         self,
@@ -309,18 +346,10 @@ class ChangeSet:
         """Log an update of the fields whose value changed (none: nothing)."""
         changed = [k for k in new if old.get(k) != new[k]]
         if changed:
-            self.add(
-                table,
-                [
-                    (
-                        row_id,
-                        UPDATE,
-                        dumps({k: old.get(k) for k in changed}),
-                        dumps({k: new[k] for k in changed}),
-                        version,
-                    )
-                ],
-            )
+            before = {k: old.get(k) for k in changed}
+            after = {k: new[k] for k in changed}
+            self._note(table, row_id, UPDATE, before, after)
+            self.add(table, [(row_id, UPDATE, dumps(before), dumps(after), version)])
 
 
 def _pairs(table: sa.Table, names: Sequence[str]) -> list[Any]:
@@ -366,9 +395,20 @@ def _first_sql(dialect: sa.Dialect, table: sa.Table, next_id: str) -> str:
     preparer = dialect.identifier_preparer
     names = ", ".join(preparer.quote(name) for name in _COLUMNS)
     values = ", ".join([next_id] + [marker] * (len(_COLUMNS) - 1))
+    returning = f" RETURNING {preparer.quote('set_id')}"
+    if dialect.name == "postgresql":
+        # From a subquery's row (OFFSET 0 keeps it one), so the set id is taken
+        # before the row's own id (its column default): a set's id is then no
+        # later than its first change's, as the class says. In VALUES the
+        # row's id comes first. The transaction's id (the column xid's
+        # default, which live polling reads) is taken in the same subquery.
+        return (
+            f"INSERT INTO {preparer.format_table(table)} ({names}) SELECT {values}"
+            " FROM (SELECT pg_current_xact_id() OFFSET 0) AS xact" + returning
+        )
     return (
         f"INSERT INTO {preparer.format_table(table)} ({names}) VALUES ({values})"
-        f" RETURNING {preparer.quote('set_id')}"
+        + returning
     )
 
 
@@ -378,6 +418,12 @@ def change_set(session: Session, backend: Dialect) -> ChangeSet:
     if not isinstance(found, ChangeSet):
         found = session.info[_SESSION_KEY] = ChangeSet(session, backend)
     return found
+
+
+def last_logged(session: Session | Any, set_id: int) -> ChangeSet | None:
+    """The set `set_id` as the session's write kept it in memory, if it did."""
+    found = session.info.get(_LAST_KEY)
+    return found if isinstance(found, ChangeSet) and found.id == set_id else None
 
 
 def begin_set(session: Session, backend: Dialect) -> ChangeSet:

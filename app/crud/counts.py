@@ -22,8 +22,8 @@ class CountCache:
     """Counts of filtered views by (table, table version, filter), least recent out.
 
     Only for tables whose version triggers bump on every write and whose dialect
-    offers it (Dialect.counter_version: SQLite, 0008; PostgreSQL's slots keep one
-    too, 0018, not used yet): a count stored under a version is the count for as
+    offers it (Dialect.counter_version: SQLite's counter row, 0008; PostgreSQL's
+    slots' sum(version), 0018): a count stored under a version is the count for as
     long as the version stands. One per app, shared by its requests; thread-safe.
     """
 
@@ -64,6 +64,14 @@ class Counter:
     def count(self, query: ListQuery | None = None) -> int:
         """Return the number of rows in the table, or of those matching `query`."""
         return self.counted(query, self.table_state())
+
+    def totals(self, query: ListQuery) -> tuple[int, int]:
+        """(rows matching `query`, rows in the table), the counter read once."""
+        state = self.table_state()
+        grand_total = self.counted(None, state)
+        if not (query.q or query.filters):
+            return grand_total, grand_total
+        return self.counted(query, state), grand_total
 
     def counted(self, query: ListQuery | None, state: tuple[int, int] | None) -> int:
         """count(), given the table's (row count, version) if it has a counter."""

@@ -3,9 +3,10 @@
 The service never tests a dialect's name: it asks its backend, a `Dialect`. The base
 class is what any database gets (plain SQL, nothing held back); `SQLite` and
 `PostgreSQL` override where they differ: how text is matched (LIKE, ILIKE, the FTS5
-index), how a list of values is sent, how writers queue and time out, the id
-sequence, the export cursor and the CSV cell SQL (app/csvio.py), the counter rows
-and the index rebuild of big imports.
+index) and its accents taken off (fold_sql, fold_accents), how a list of values is
+sent, how writers queue and time out, the id sequence, the export cursor and the
+CSV cell SQL (app/csvfile/cells.py), the counter rows and the index rebuild of big
+imports.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.write_gate import gate_for
 
@@ -49,8 +53,38 @@ class Dialect:
         """
         return column.ilike(pattern, escape="\\")
 
-    def search_match(self, index: str | None, text: str) -> sa.Select[Any] | None:
-        """SELECT rowid FROM a full-text index MATCHing text, if one serves it."""
+    def fold(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """The text with its accents taken off ("Amélie" -> "Amelie").
+
+        Here: as it is (no folding this service knows of).
+        """
+        return column
+
+    def contains_folded(
+        self, column: sa.ColumnElement[Any], pattern: str
+    ) -> sa.ColumnElement[bool]:
+        """fold(column) ILIKE fold(pattern): accents and case ignored.
+
+        The pattern is folded by the same function, in the statement, so both
+        sides are folded alike; PostgreSQL's trigram indexes on the folded
+        columns (migration 0019) serve it.
+        """
+        folded = self.fold(sa.bindparam(None, pattern, type_=sa.String))
+        return self.fold(column).ilike(folded, escape="\\")
+
+    def has_non_ascii(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """True when the text holds a character beyond ASCII (bytes > characters)."""
+        octets = sa.func.length(sa.cast(column, sa.LargeBinary))
+        return octets != sa.func.length(column)
+
+    def search_match(
+        self, index: str | None, words: Sequence[str]
+    ) -> sa.Select[Any] | None:
+        """SELECT rowid FROM a full-text index holding every word, if one serves.
+
+        Each word is matched accents and case ignored; None when the index cannot
+        serve one of them (or there is none).
+        """
         return None
 
     def among(
@@ -90,7 +124,7 @@ class Dialect:
         return driver_connection.cursor()
 
     # ------------------------------------------------------------ CSV cells
-    # What app/csvio.py's export formats in SQL: PostgreSQL's functions here (what
+    # What app/csvfile/cells.py formats in SQL: PostgreSQL's functions here (what
     # any other database got before), SQLite's printf and GLOB in SQLite.
 
     def csv_line(
@@ -176,6 +210,10 @@ class SQLite(Dialect):
     name = "sqlite"
     rebuilds_indexes = True
 
+    def fold(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """The replace() chain of fold_sql, as the FTS5 indexes hold values (0019)."""
+        return Folded(column)
+
     def contains(
         self, column: sa.ColumnElement[Any], pattern: str
     ) -> sa.ColumnElement[bool]:
@@ -188,31 +226,53 @@ class SQLite(Dialect):
         """
         return column.like(pattern, escape="\\")
 
-    def search_match(self, index: str | None, text: str) -> sa.Select[Any] | None:
-        """SELECT rowid FROM the FTS5 index WHERE it MATCHes text, if one serves it."""
-        if not index:
+    def contains_folded(
+        self, column: sa.ColumnElement[Any], pattern: str
+    ) -> sa.ColumnElement[bool]:
+        """fold(column) LIKE the pattern folded here, as the index's values were.
+
+        LIKE ignores ASCII case, and folding leaves the Latin letters ASCII.
+        """
+        return self.fold(column).like(fold_text(pattern), escape="\\")
+
+    def search_match(
+        self, index: str | None, words: Sequence[str]
+    ) -> sa.Select[Any] | None:
+        """SELECT rowid FROM the FTS5 index WHERE it MATCHes every word, if it serves.
+
+        The index holds values folded and lower-cased as LIKE compares (ASCII
+        letters only; migration 0019), so each word is too, and a word of three
+        or more characters is one phrase: a substring of a value (trigrams).
+        Phrases are AND-ed, each found in any column.
+        """
+        if not index or not words:
             return None
-        if len(text) >= 3:
-            phrase = '"' + text.replace('"', '""') + '"'
-            match = sa.text(f"{index} MATCH :phrase").bindparams(phrase=phrase)
-        elif len(text) == 2 and text.isascii():
-            # No trigram is two characters long, but every value is indexed with
-            # an end mark after it (migration 0015), so wherever the two occur a
-            # trigram starts with them: match any such in the index's term list
-            # (`/ratings?q=xq` on 1,000,000 rows: a scan of seconds becomes an index
-            # lookup; `python -m bench.stress` searches two letters). ASCII only:
-            # the list holds folded trigrams, and lower() folds ASCII as FTS5 does.
-            low = text.lower()
-            terms = (
-                "SELECT coalesce(group_concat("
-                """'"' || replace(term, '"', '""') || '"', ' OR '), '""')"""
-                f" FROM {index}_terms WHERE term >= :low AND term <= :high"
-            )
-            match = sa.text(f"{index} MATCH ({terms})").bindparams(
-                low=low, high=low + "\U0010ffff"
-            )
-        else:
-            return None  # one character: a scan (most rows hold it anyway)
+        parts: list[str] = []
+        params: dict[str, str] = {}
+        for n, word in enumerate(words):
+            text = ascii_lower(fold_text(word))
+            if len(text) >= 3:
+                params[f"w{n}"] = '"' + text.replace('"', '""') + '"'
+                parts.append(f":w{n}")
+            elif len(text) == 2 and text.isascii():
+                # No trigram is two characters long, but every value is indexed
+                # with an end mark after it (migration 0015), so wherever the two
+                # occur a trigram starts with them: match any such in the index's
+                # term list (`/ratings?q=xq` on 1,000,000 rows: a scan of seconds
+                # becomes an index lookup; `python -m bench.stress` searches two
+                # letters).
+                params[f"lo{n}"] = text
+                params[f"hi{n}"] = text + "\U0010ffff"
+                parts.append(
+                    "'(' || (SELECT coalesce(group_concat("
+                    """'"' || replace(term, '"', '""') || '"', ' OR '), '""')"""
+                    f" FROM {index}_terms WHERE term >= :lo{n} AND term <= :hi{n})"
+                    " || ')'"
+                )
+            else:
+                return None  # one character: a scan (most rows hold it anyway)
+        query = " || ' AND ' || ".join(parts)
+        match = sa.text(f"{index} MATCH ({query})").bindparams(**params)
         return sa.select(sa.column("rowid")).select_from(sa.table(index)).where(match)
 
     def among(
@@ -383,6 +443,10 @@ class PostgreSQL(Dialect):
 
     name = "postgresql"
 
+    def fold(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """fold_accents(column): unaccent, IMMUTABLE, as the indexes hold it (0019)."""
+        return Folded(column)
+
     def among(
         self, column: sa.ColumnElement[Any], values: Iterable[Any]
     ) -> sa.ColumnElement[bool]:
@@ -412,14 +476,18 @@ class PostgreSQL(Dialect):
     def counter_version(
         self, counts_table: str, table_name: str
     ) -> sa.ScalarSelect[Any] | None:
-        """None: filtered counts are not cached on PostgreSQL (yet).
+        """SELECT sum(version) over the table's counter slots (0018).
 
-        The slots keep sum(version) as SQLite's row keeps version (0018), and
-        every committed write raises it; caching by it means reading it in the
-        count's own statement, as counts.Counter does, since each statement
-        sees a newer snapshot. The tests pin the old rule until that is decided.
+        Every committed write raises it and snapshots see commits in one order,
+        so it names one state of the table; counts.Counter reads it in the
+        count's own statement (each statement sees a newer snapshot).
         """
-        return None
+        return (
+            sa.select(sa.func.coalesce(sa.func.sum(sa.column("version")), 0))
+            .select_from(sa.table(counter_slots(counts_table)))
+            .where(sa.column("table_name") == table_name)
+            .scalar_subquery()
+        )
 
     def cursor(self, driver_connection: Any) -> Any:
         """A named (server-side) cursor.
@@ -471,6 +539,83 @@ class PostgreSQL(Dialect):
         top = session.scalar(sa.select(sa.func.max(table.c.id)))
         if top is not None and handed_out is not None and top >= handed_out:
             session.execute(sa.select(sa.func.setval(sequence, top)))
+
+
+# ------------------------------------------------------------ folding accents
+# Latin letters (U+00C0-U+017F) and what PostgreSQL's unaccent makes of each (its
+# unaccent.rules): what SQLite's search indexes and compares without. PostgreSQL
+# folds with unaccent itself, which knows more letters (migration 0019).
+_FOLDS = (
+    "ÀA ÁA ÂA ÃA ÄA ÅA ÆAE ÇC ÈE ÉE ÊE ËE ÌI ÍI ÎI ÏI ÐD ÑN ÒO ÓO ÔO ÕO ÖO ×* ØO "
+    "ÙU ÚU ÛU ÜU ÝY ÞTH ßss àa áa âa ãa äa åa æae çc èe ée êe ëe ìi íi îi ïi ðd "
+    "ñn òo óo ôo õo öo ÷/ øo ùu úu ûu üu ýy þth ÿy ĀA āa ĂA ăa ĄA ąa ĆC ćc ĈC ĉc "
+    "ĊC ċc ČC čc ĎD ďd ĐD đd ĒE ēe ĔE ĕe ĖE ėe ĘE ęe ĚE ěe ĜG ĝg ĞG ğg ĠG ġg ĢG "
+    "ģg ĤH ĥh ĦH ħh ĨI ĩi ĪI īi ĬI ĭi ĮI įi İI ıi ĲIJ ĳij ĴJ ĵj ĶK ķk ĸq ĹL ĺl ĻL "
+    "ļl ĽL ľl ĿL ŀl ŁL łl ŃN ńn ŅN ņn ŇN ňn ŉ'n ŊN ŋn ŌO ōo ŎO ŏo ŐO őo ŒOE œoe "
+    "ŔR ŕr ŖR ŗr ŘR řr ŚS śs ŜS ŝs ŞS şs ŠS šs ŢT ţt ŤT ťt ŦT ŧt ŨU ũu ŪU ūu ŬU "
+    "ŭu ŮU ůu ŰU űu ŲU ųu ŴW ŵw ŶY ŷy ŸY ŹZ źz ŻZ żz ŽZ žz ſs"
+)
+FOLDS: dict[str, str] = {pair[0]: pair[1:] for pair in _FOLDS.split()}
+_FOLD_TABLE = str.maketrans(FOLDS)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# What each of U+00C0-U+017F folds to, two characters each (space-padded), as an
+# SQL string literal.
+_FOLD_TARGETS = "".join(
+    (FOLDS[chr(code)] + " ")[:2] for code in range(0xC0, 0x180)
+).replace("'", "''")
+# PostgreSQL's IMMUTABLE wrapper of unaccent (migration 0019), which its
+# trigram indexes are built on.
+PG_FOLD_FUNCTION = "fold_accents"
+
+
+def fold_text(text: str) -> str:
+    """Take the accents off text as SQLite's fold_sql does ("Amélie" -> "Amelie")."""
+    return text.translate(_FOLD_TABLE)
+
+
+def ascii_lower(text: str) -> str:
+    """Lower-case the ASCII letters alone, as SQLite's lower() and LIKE do."""
+    return text.translate(_ASCII_LOWER)
+
+
+def fold_sql(value: str) -> str:
+    """SQLite SQL that takes the accents off a text expression, as fold_text does.
+
+    Character by character (json_each of an array as long as the text), each
+    letter U+00C0-U+017F looked up in FOLD_TARGETS; a replace() a letter would
+    nest deeper than SQLite's parser allows. ASCII text (as long in bytes as in
+    characters) is taken as it is, so only values with other letters pay
+    (about 20 µs for a short one).
+    """
+    return (
+        f"CASE WHEN length(CAST({value} AS BLOB)) = length({value}) THEN {value}"
+        " ELSE (SELECT group_concat(CASE WHEN unicode(c) BETWEEN 192 AND 383"
+        f" THEN rtrim(substr('{_FOLD_TARGETS}', 2 * unicode(c) - 383, 2))"
+        f" ELSE c END, '') FROM (SELECT substr({value}, key + 1, 1) AS c"
+        f" FROM json_each('[' || replace(hex(zeroblob(length({value}))), '00', '0,')"
+        f" || '0]') WHERE key < length({value}))) END"
+    )
+
+
+class Folded(FunctionElement[str]):
+    """A text expression with its accents taken off, in each database's SQL."""
+
+    type = sa.String()
+    inherit_cache = True
+    name = PG_FOLD_FUNCTION
+
+
+@compiles(Folded)
+def _fold_pg(element: Folded, compiler: SQLCompiler, **kw: Any) -> str:
+    """PostgreSQL (and any other): the wrapper function of migration 0019."""
+    return f"{PG_FOLD_FUNCTION}({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(Folded, "sqlite")
+def _fold_sqlite(element: Folded, compiler: SQLCompiler, **kw: Any) -> str:
+    """SQLite: the replace() chain of fold_sql."""
+    (argument,) = element.clauses
+    return fold_sql(compiler.process(argument, **kw))
 
 
 _REBUILD_CACHE = -2048  # KiB of page cache while indexes are built (see there)

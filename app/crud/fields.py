@@ -151,6 +151,17 @@ def largest_id(model: type[Any]) -> int:
     return largest
 
 
+def fits_id(model: type[Any], value: int) -> bool:
+    """True if the model's id column can hold `value` on every dialect.
+
+    An id no row can have must not reach the database, which would fail
+    instead of finding nothing (PostgreSQL: "integer out of range"; SQLite's
+    driver: OverflowError).
+    """
+    largest = largest_id(model)
+    return -largest - 1 <= value <= largest
+
+
 @dataclass(frozen=True)
 class Reference:
     """The id of a row in another table, which must exist."""
@@ -260,6 +271,11 @@ class Resource(Generic[M]):
     def exported(self) -> tuple[str, ...]:
         """Column names written by an export, id first."""
         return ("id", *(f.name for f in self.fields if f.exported))
+
+    @property
+    def family(self) -> tuple[Resource[Any], ...]:
+        """This declaration and its children's: the tables an undo may reach."""
+        return (self, *(c.resource for c in self.children))
 
 
 def table_of(model: type[Any]) -> sa.Table:

@@ -6,29 +6,19 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from app.crud.dialect import Dialect
-from app.crud.fields import Reference, Resource, largest_id, table_of
+from app.crud.fields import Reference, fits_id, table_of
+from app.crud.part import Part
 
 
-class Lookups:
+class Lookups(Part[Any]):
     """Find rows of one table by id or key, one query for many rows."""
-
-    def __init__(
-        self, session: Session, resource: Resource[Any], backend: Dialect
-    ) -> None:
-        self.session = session
-        self.resource = resource
-        self.model = resource.model
-        self.backend = backend
 
     def stored_values(
         self, ids: Iterable[int], names: Sequence[str]
     ) -> dict[int, tuple[Any, ...]]:
         """Return {id: values of the named columns} for those of `ids` that exist."""
-        largest = largest_id(self.model)
-        wanted = [i for i in ids if -largest - 1 <= i <= largest]
+        wanted = [i for i in ids if fits_id(self.model, i)]
         if not wanted:
             return {}
         table = table_of(self.model)
@@ -77,8 +67,7 @@ class Lookups:
         """Return which of `ids` exist in the table a Reference field points at."""
         kind = self.resource.field(field_name).kind
         assert isinstance(kind, Reference)
-        largest = largest_id(kind.model)
-        wanted = {i for i in ids if -largest - 1 <= i <= largest}
+        wanted = {i for i in ids if fits_id(kind.model, i)}
         if not wanted:
             return set()
         target_id = table_of(kind.model).c.id

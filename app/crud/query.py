@@ -13,6 +13,8 @@ from app.crud.fields import ASCII_BLANKS, FORBIDDEN_CHARS, M, Resource
 MAX_QUERY_LENGTH = 200
 MAX_PAGE = 1_000_000
 MAX_SORT_KEYS = 4
+# Words shorter than this are searched together with a neighbour (search_words).
+SHORT_WORD = 3
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,44 @@ class ListQuery:
             if key.field == name:
                 return position, key.descending
         return None
+
+
+@dataclass(frozen=True)
+class SearchWord:
+    """One thing a search asks for: every row shown holds it in some searched field.
+
+    folded: accents and case ignored ("amelie" finds "Amélie"). A lone word of one
+    letter, or of two that are not both ASCII, is matched as typed, as before
+    accents were folded (its case ignored only for ASCII letters on SQLite).
+    """
+
+    text: str
+    folded: bool
+
+
+def search_words(q: str) -> tuple[SearchWord, ...]:
+    """Split a search into the words every row must hold, in any order, any field.
+
+    A word of one or two letters stays with the word after it ("a space"), or
+    with the one before when it comes last ("road 1"), so it is matched where it
+    was typed: alone it would match most rows and no trigram index serves it.
+    """
+    groups: list[str] = []
+    waiting: list[str] = []
+    for word in q.split():
+        waiting.append(word)
+        if len(word) >= SHORT_WORD:
+            groups.append(" ".join(waiting))
+            waiting = []
+    if waiting:
+        if groups:
+            groups[-1] = " ".join([groups[-1], *waiting])
+        else:
+            groups.append(" ".join(waiting))
+    return tuple(
+        SearchWord(g, len(g) >= SHORT_WORD or (len(g) == 2 and g.isascii()))
+        for g in groups
+    )
 
 
 def format_value(value: Any) -> str:

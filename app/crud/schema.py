@@ -10,11 +10,13 @@ model, so a new table's migration calls these, as migrations 0006, 0008 and
                   the count cache by its version). PostgreSQL: 16 slots a
                   table in `row_count_slots`, kept by statement triggers (0018).
     search index  SQLite: a contentless FTS5 trigram table over the searchable
-                  columns, each value with an end mark, its term list
-                  `<index>_terms` and the triggers that keep it in step
-                  (dialect.SQLite.search_match reads them). PostgreSQL: a
-                  trigram GIN index per column, `ix_<table>_<column>_trgm`,
-                  which serves the ILIKE search (pg_trgm, made by 0001).
+                  columns, each value folded (accents off, dialect.fold_sql)
+                  with an end mark, its term list `<index>_terms` and the
+                  triggers that keep it in step (dialect.SQLite.search_match
+                  reads them). PostgreSQL: a trigram GIN index per column on
+                  its folded value, `ix_<table>_<column>_trgm` over
+                  fold_accents(<column>), which serves the ILIKE search
+                  (pg_trgm from 0001, unaccent and fold_accents from 0019).
 
 A migration should pass names, not a Resource: it must make the same schema
 for as long as it ships, while a declaration may change later. For example:
@@ -36,7 +38,7 @@ from typing import Any
 
 from alembic.operations import Operations
 
-from app.crud.dialect import counter_slots
+from app.crud.dialect import PG_FOLD_FUNCTION, counter_slots, fold_sql
 from app.crud.fields import Resource
 
 # After each indexed value: a control character no Text field may hold, so every
@@ -129,12 +131,18 @@ def drop_row_counter(op: Operations, table: str, counts: str = "row_counts") -> 
 
 
 def fts5_index_sql(index: str, table: str, columns: Sequence[str]) -> list[str]:
-    """SQLite statements that make, fill and maintain one FTS5 index (as 0015)."""
+    """SQLite statements that make, fill and maintain one FTS5 index (as 0019)."""
     names = ", ".join(columns)
 
     def values(row: str) -> str:
-        """The indexed values of a row (`new`, `old` or the table): END after each."""
-        return ", ".join(f"{row}.{c} || {END}" for c in columns)
+        """The indexed values of a row (`new`, `old` or the table): folded, END after.
+
+        Folded as searches fold their words (dialect.fold_text): SQLite 3.40's
+        trigram tokenizer has no remove_diacritics of its own. Lower-cased as
+        LIKE compares (ASCII), into a case-sensitive index: the index then finds
+        what LIKE finds, where FTS5's own folding would also fold Cyrillic.
+        """
+        return ", ".join(f"lower({fold_sql(f'{row}.{c}')}) || {END}" for c in columns)
 
     add = f"INSERT INTO {index}(rowid, {names}) VALUES (new.id, {values('new')});"
     # A contentless index deletes an entry given the very values it was given.
@@ -144,7 +152,7 @@ def fts5_index_sql(index: str, table: str, columns: Sequence[str]) -> list[str]:
     )
     return [
         f"CREATE VIRTUAL TABLE {index} USING fts5({names},"
-        " content='', columnsize=0, tokenize='trigram')",
+        " content='', columnsize=0, tokenize='trigram case_sensitive 1')",
         f"CREATE VIRTUAL TABLE {index}_terms USING fts5vocab({index}, 'row')",
         f"CREATE TRIGGER {index}_insert AFTER INSERT ON {table} BEGIN {add} END",
         f"CREATE TRIGGER {index}_delete AFTER DELETE ON {table} BEGIN {remove} END",
@@ -158,12 +166,16 @@ def fts5_index_sql(index: str, table: str, columns: Sequence[str]) -> list[str]:
 
 
 def trigram_index_sql(table: str, columns: Sequence[str]) -> list[str]:
-    """PostgreSQL statements for one trigram GIN index a column (0001, 0010)."""
+    """PostgreSQL statements for one trigram GIN index a column (0010, 0019).
+
+    On the folded value, fold_accents(column), which the search compares.
+    """
     # fastupdate off: each write goes into the index at once, so searches never
     # read a long pending list (migration 0010).
     return [
         f"CREATE INDEX IF NOT EXISTS ix_{table}_{column}_trgm ON {table}"
-        f" USING gin ({column} gin_trgm_ops) WITH (fastupdate = off)"
+        f" USING gin ({PG_FOLD_FUNCTION}({column}) gin_trgm_ops)"
+        " WITH (fastupdate = off)"
         for column in columns
     ]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from app.crud.dialect import Dialect
+from app.crud.dialect import Dialect, fold_text
 from app.crud.fields import Resource, Text
-from app.crud.query import ListQuery, sort_keys
+from app.crud.query import ListQuery, SearchWord, search_words, sort_keys
 
 
 class Statements:
@@ -64,31 +65,84 @@ class Statements:
         return clauses
 
     def search_match(self, text: str) -> sa.Select[Any] | None:
-        """SELECT rowid FROM the table's full-text index matching text, if it serves."""
-        return self.backend.search_match(self.resource.search_index, text)
+        """SELECT rowid FROM the table's full-text index matching text, if it serves.
+
+        It serves when every word of text is matched accents ignored (see
+        query.search_words): a lone short word is not.
+        """
+        words = search_words(text)
+        if not all(w.folded for w in words):
+            return None
+        return self.backend.search_match(
+            self.resource.search_index, [w.text for w in words]
+        )
 
     def search(
-        self, text: str, walk_sort_index: bool = False
+        self, text: str, walk_sort_index: bool = False, indexed: bool = True
     ) -> sa.ColumnElement[bool]:
-        """Match rows whose searchable fields contain `text`, ignoring case.
+        """Match rows holding every word of `text` (query.search_words) in some field.
 
         walk_sort_index (SQLite, a common word): rows are read in sort-index order
-        and tested one by one until the page is full. For ASCII text the test is
-        LIKE on the row itself, which costs the same however many rows match;
-        otherwise it is membership in the index's match list (built once per
-        query), as LIKE folds only ASCII case where the trigram index folds all.
+        and tested one by one until the page is full (see walk).
+
+        On SQLite the index and LIKE compare alike: accents folded, ASCII case
+        ignored, other letters' case kept (FTS5's trigram tokenizer would fold
+        Cyrillic case, LIKE cannot, so the index is case-sensitive over values
+        whose ASCII letters are lower-cased: migration 0019).
+
+        indexed=False: the row-by-row test alone (each word in some field, folded
+        as the index holds values), even where an index serves: the tests compare
+        the two, which must find the same rows.
         """
-        rowids = self.search_match(text)
-        if rowids is not None and not (walk_sort_index and text.isascii()):
-            id_column: sa.ColumnElement[Any] = self.column("id")
-            if walk_sort_index:
-                # "id + 0" cannot use the primary key, so SQLite reads rows in
-                # sort-index order and keeps those in the match list instead of
-                # fetching and sorting every match.
-                id_column = id_column + 0
-            return id_column.in_(rowids)
-        searchable = [f.name for f in self.resource.fields if f.searchable]
-        return sa.or_(*(self.contains(self.column(n), text) for n in searchable))
+        rowids = self.search_match(text) if indexed else None
+        words = search_words(text)
+        if rowids is None:
+            return sa.and_(*(self.held(word) for word in words))
+        id_column: sa.ColumnElement[Any] = self.column("id")
+        if walk_sort_index:
+            return self.walk(words, rowids)
+        return id_column.in_(rowids)
+
+    def walk(
+        self, words: Sequence[SearchWord], rowids: sa.Select[Any]
+    ) -> sa.ColumnElement[bool]:
+        """The test of each row a walk of the sort index passes (SQLite).
+
+        "id + 0" cannot use the primary key, so SQLite reads rows in sort-index
+        order and keeps those in the match list instead of fetching and sorting
+        every match. The list is built once per query; a row whose values are
+        ASCII is tested with LIKE instead, in the index that carries them, which
+        costs the same however many rows match (W2 of `python -m bench`): only
+        rows with other letters need the list, as their folded values are what
+        the index holds. (Folding in SQL row by row costs about 20 µs a value: a
+        walk past 1,000 rows of the bench data took 4-9 ms.) LIKE on the raw
+        values finds nothing the index would not: the folded word's characters
+        are ones folding leaves as they are.
+        """
+        listed = (self.column("id") + 0).in_(rowids)
+        plain = [fold_text(w.text) for w in words]
+        columns = [self.column(n) for n in self.searched]
+        raw = sa.and_(*(sa.or_(*(self.contains(c, p) for c in columns)) for p in plain))
+        other = sa.or_(*(self.backend.has_non_ascii(c) for c in columns))
+        return sa.or_(raw, sa.and_(other, listed))
+
+    @property
+    def searched(self) -> list[str]:
+        """The names of the searchable fields."""
+        return [f.name for f in self.resource.fields if f.searchable]
+
+    def held(self, word: SearchWord) -> sa.ColumnElement[bool]:
+        """The row holds the word in some searchable field (row by row)."""
+        return sa.or_(*(self.holds(self.column(n), word) for n in self.searched))
+
+    def holds(
+        self, column: sa.ColumnElement[Any], word: SearchWord
+    ) -> sa.ColumnElement[bool]:
+        """column contains the word: accents and case ignored, or as typed."""
+        pattern = "%" + _escape_like(word.text) + "%"
+        if word.folded:
+            return self.backend.contains_folded(column, pattern)
+        return self.backend.contains(column, pattern)
 
     def contains(
         self, column: sa.ColumnElement[Any], text: str

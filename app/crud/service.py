@@ -5,44 +5,40 @@ transaction (tx) that logs what it changes (changes), a stale edit may merge
 (validate.holds), a delete is offered for undo (trash), a change set can be
 undone and redone (changes.ChangeLog). Reading is delegated to
 select/plan/counts; loaders and imports call the parts bulk and lookup
-themselves (svc.bulk, svc.lookups).
+themselves (svc.bulk, svc.lookups), and embedded lists, figures and the export
+the reader (svc.reader).
 """
 
 from __future__ import annotations
 
-import builtins
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Generic
+from typing import Any
 
 from sqlalchemy.orm import Session, scoped_session
 
 from app.crud.bulk import Bulk
 from app.crud.changes import ChangeLog, ChangeSet
 from app.crud.counts import CountCache, Counter
-from app.crud.dialect import Dialect, backend_of
+from app.crud.dialect import backend_of
 from app.crud.errors import Conflict, NotFound, StaleWrite
-from app.crud.fields import M, Resource, largest_id, table_of
+from app.crud.fields import M, Resource, fits_id, table_of
 from app.crud.lookup import Lookups
+from app.crud.part import Part
 from app.crud.plan import Reader
 from app.crud.query import ListQuery, Page, parse_query
 from app.crud.select import Statements
 from app.crud.trash import Snapshots
 from app.crud.tx import write_transaction
-from app.crud.validate import holds, validate
+from app.crud.validate import MERGE_ATTEMPTS, holds, validate
 
-# Tries at a merged update() before it gives up with Conflict. A retry is needed
-# only after a write commits between our read and our UPDATE (PostgreSQL; SQLite's
-# writers take turns), so two editors of one row need two tries; three leave room
-# for a third without letting a busy row keep a request looping.
-MERGE_ATTEMPTS = 3
 # The session.info key naming the last change set a write of the session
 # committed, as (table name, set id): a view offers its undo (app/views/history.py).
 LAST_SET = "reeltable.last_set"
 
 
-class CrudService(Generic[M]):
+class CrudService(Part[M]):
     """List, get, create, update, delete and export rows of one declared table.
 
     It knows SQLAlchemy and the declarations in app.resources, and nothing of
@@ -59,13 +55,10 @@ class CrudService(Generic[M]):
         counts: CountCache | None = None,
         write_lock: AbstractContextManager[Any] | None = None,
     ) -> None:
-        self.resource = resource
         # Resolve a scoped session to the current one: the service lives for one
         # request or command, and needs the real Session's transaction methods.
-        self.session: Session = (
-            session() if isinstance(session, scoped_session) else session
-        )
-        self.model: type[M] = resource.model
+        real = session() if isinstance(session, scoped_session) else session
+        super().__init__(real, resource, backend_of(real))
         self.page_size = page_size
         self.max_page_size = max_page_size
         self.counts = counts
@@ -74,11 +67,6 @@ class CrudService(Generic[M]):
         self.last_set: int | None = None
 
     # ------------------------------------------------------------ the parts
-
-    @functools.cached_property
-    def backend(self) -> Dialect:
-        """What differs between the databases (app/crud/dialect.py)."""
-        return backend_of(self.session)
 
     @property
     def dialect(self) -> str:
@@ -108,15 +96,13 @@ class CrudService(Generic[M]):
     @functools.cached_property
     def changelog(self) -> ChangeLog:
         """Undo and redo of change sets of this table and its children."""
-        resources = [self.resource, *(c.resource for c in self.resource.children)]
-        return ChangeLog(self.session, self.backend, resources)
+        return ChangeLog(self.session, self.backend, self.resource.family)
 
     @functools.cached_property
     def bulk(self) -> Bulk:
         """Multi-row inserts and updates for loaders and imports."""
-        return Bulk(
-            self.session, self.resource, self.backend, self.counter, self._write
-        )
+        single = functools.partial(self.transaction, bulk=False)
+        return Bulk(self.session, self.resource, self.backend, self.counter, single)
 
     @functools.cached_property
     def lookups(self) -> Lookups:
@@ -132,30 +118,10 @@ class CrudService(Generic[M]):
     def list(self, query: ListQuery) -> Page[M]:
         """Return one page of rows matching the query, with counts and summaries."""
         # Counts first: how many rows match decides how the page is best read.
-        counter = self.counter
-        state = counter.table_state()
-        grand_total = counter.counted(None, state)
-        total = (
-            counter.counted(query, state) if query.q or query.filters else grand_total
-        )
-        items: builtins.list[Any] = self.items(query, total, grand_total)
-        summaries = self.summaries([row.id for row in items])
+        total, grand_total = self.counter.totals(query)
+        items = self.reader.items(query, total, grand_total)
+        summaries = self.reader.summaries([row.id for row in items])
         return Page(items, total, grand_total, query, summaries)
-
-    def items(
-        self,
-        query: ListQuery,
-        matching: int | None = None,
-        table_rows: int | None = None,
-    ) -> builtins.list[M]:
-        """Return the rows of one page without counting (see Reader.items)."""
-        return self.reader.items(query, matching, table_rows)
-
-    def summaries(
-        self, ids: Sequence[int]
-    ) -> dict[str, dict[int, tuple[int, float | None]]]:
-        """Return {summary: {id: (count, average)}} for the given parent ids."""
-        return self.reader.summaries(ids)
 
     def count(self, query: ListQuery | None = None) -> int:
         """Return the number of rows in the table, or of those matching `query`."""
@@ -163,12 +129,9 @@ class CrudService(Generic[M]):
 
     def get(self, row_id: int, fresh: bool = False) -> M:
         """Return the row with this id or raise NotFound; `fresh` reads past caches."""
-        # Every id in a URL comes here first. One the column cannot hold names no
-        # row, and asking the database would fail instead (PostgreSQL: "integer
-        # out of range"; SQLite's driver: OverflowError).
+        # Every id in a URL comes here first: one no row can have is not asked for.
         row = None
-        largest = largest_id(self.model)
-        if -largest - 1 <= row_id <= largest:
+        if fits_id(self.model, row_id):
             # A write must compare against the stored row: one this session cached
             # earlier may be older than what the UPDATE will meet.
             row = self.session.get(self.model, row_id, populate_existing=fresh)
@@ -179,11 +142,14 @@ class CrudService(Generic[M]):
     # ------------------------------------------------------------ writing
 
     @contextmanager
-    def _write(self, bulk: bool = False) -> Iterator[ChangeSet]:
-        """One write transaction (tx.write_transaction), in this service's turn.
+    def transaction(self, bulk: bool = True) -> Iterator[ChangeSet]:
+        """Open one write transaction: commit if the body succeeds, else roll back.
 
-        It yields the transaction's change set, the log of what it changes; once
-        committed, the set is `last_set` (and LAST_SET in the session's info).
+        It yields the change set the body writes (tx.write_transaction): an
+        import undoes as one. Once committed, the set is `last_set` (and LAST_SET
+        in the session's info). A `bulk` write (an import) makes other writers
+        get WriteBusy until it ends, and gets WriteBusy if another bulk write is
+        under way (app/write_gate.py); a single edit passes bulk=False.
         """
         with write_transaction(
             self.session, self.backend, self.write_lock, bulk
@@ -193,15 +159,6 @@ class CrudService(Generic[M]):
             self.last_set = log.id
             self.session.info[LAST_SET] = (self.resource.name, log.id)
 
-    def transaction(self) -> AbstractContextManager[ChangeSet]:
-        """Open one write transaction: commit if the body succeeds, else roll back.
-
-        What the body writes is one change set (an import undoes as one). It is
-        a bulk write: other writers get WriteBusy until it ends, and it gets
-        WriteBusy if another bulk write is under way (app/write_gate.py).
-        """
-        return self._write(bulk=True)
-
     def validate(
         self,
         data: Mapping[str, Any],
@@ -210,17 +167,11 @@ class CrudService(Generic[M]):
         check_references: bool = True,
     ) -> dict[str, Any]:
         """Validate input against the declaration (see validate.validate)."""
-        return validate(
-            self.resource,
-            self.session,
-            data,
-            creating=creating,
-            check_references=check_references,
-        )
+        return validate(self.resource, self.session, data, creating, check_references)
 
     def create(self, data: Mapping[str, Any]) -> M:
         """Validate and insert a new row; return it."""
-        with self._write() as log:
+        with self.transaction(bulk=False) as log:
             values = self.validate(data, creating=True)
             row = self.model(**values)
             self.session.add(row)
@@ -244,7 +195,7 @@ class CrudService(Generic[M]):
         attempts = 1 if original is None else MERGE_ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
-                with self._write() as log:
+                with self.transaction(bulk=False) as log:
                     row = self.get(row_id, fresh=True)
                     stored: Any = row  # every declared model has a version
                     if stored.version != version and not holds(
@@ -275,8 +226,11 @@ class CrudService(Generic[M]):
         any server process can undo it until it expires. `owner` (e.g. "user:7")
         is stored with it: only that owner may undo it (issue 12).
         """
-        with self._write():
-            snapshot = self.snapshots.remove(self._current(row_id, version))
+        with self.transaction(bulk=False):
+            row: Any = self.get(row_id)  # every declared model has a version
+            if version is not None and row.version != version:
+                raise Conflict(row)
+            snapshot = self.snapshots.remove(row)
             token = self.snapshots.keep(snapshot, owner)
         return token, snapshot
 
@@ -287,7 +241,7 @@ class CrudService(Generic[M]):
         NotFound if the token is unknown, used, expired, of another table or of
         another owner (see Snapshots.take), Conflict if the row is back already.
         """
-        with self._write():
+        with self.transaction(bulk=False):
             set_id, row_id = self.snapshots.take(token, owner)
             self.snapshots.undo(set_id)
         return self.get(row_id)
@@ -298,18 +252,10 @@ class CrudService(Generic[M]):
         Raises NotFound for an unknown set, UndoRefused (a Conflict naming who
         changed what since) if a value it would restore was changed after it.
         """
-        with self._write():
+        with self.transaction(bulk=False):
             return self.changelog.undo(set_id)
 
     def redo_set(self, set_id: int) -> int:
         """Do an undone change set again; return the new set (see undo_set)."""
-        with self._write():
+        with self.transaction(bulk=False):
             return self.changelog.redo(set_id)
-
-    def _current(self, row_id: int, version: int | None) -> M:
-        """The row to delete, if it is still at `version` (else Conflict)."""
-        row = self.get(row_id)
-        stored: Any = row  # every declared model has a version
-        if version is not None and stored.version != version:
-            raise Conflict(row)
-        return row

@@ -16,13 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from app.crud.changes import ChangeLog, change_set, from_json, full_row
 from app.crud.copies import fill_copies
-from app.crud.dialect import Dialect
 from app.crud.errors import Conflict, NotFound, ValidationError
-from app.crud.fields import Resource, table_of
+from app.crud.fields import table_of
+from app.crud.part import Part
 from app.models import DeletedRow
 
 # How long a trashed row can be brought back (the UI offers it for seconds; a
@@ -30,16 +29,8 @@ from app.models import DeletedRow
 UNDO_SECONDS = 3600
 
 
-class Snapshots:
+class Snapshots(Part[Any]):
     """Delete, log, offer back and put back a table's rows (run inside a write)."""
-
-    def __init__(
-        self, session: Session, resource: Resource[Any], backend: Dialect
-    ) -> None:
-        self.session = session
-        self.resource = resource
-        self.model = resource.model
-        self.backend = backend
 
     def remove(self, row: Any) -> dict[str, Any]:
         """Delete a row (its children cascade), log it; return its snapshot."""
@@ -143,9 +134,8 @@ class Snapshots:
         if isinstance(set_id, dict):
             self.put_back(set_id)  # an offer from before the change log
             return
-        resources = [self.resource, *(c.resource for c in self.resource.children)]
         try:
-            ChangeLog(self.session, self.backend, resources).undo(set_id)
+            ChangeLog(self.session, self.backend, self.resource.family).undo(set_id)
         except NotFound:
             # Pruned from the log meanwhile.
             raise NotFound("This delete can no longer be undone.") from None

@@ -1,4 +1,6 @@
-"""Input against a declaration: validate() for writes, holds() for merged edits."""
+"""Input against a declaration: validate() for writes, holds() for merged edits,
+and MERGE_ATTEMPTS, how many tries update() gives a merge.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +13,17 @@ from sqlalchemy.orm import Session
 from app.crud.errors import ValidationError
 from app.crud.fields import FieldKind, Number, Reference, Resource
 
+# Tries at a merged update() before it gives up with Conflict. A retry is needed
+# only after a write commits between our read and our UPDATE (PostgreSQL; SQLite's
+# writers take turns), so two editors of one row need two tries; three leave room
+# for a third without letting a busy row keep a request looping.
+MERGE_ATTEMPTS = 3
+
 
 def validate(
     resource: Resource[Any],
     session: Session,
     data: Mapping[str, Any],
-    *,
     creating: bool,
     check_references: bool = True,
 ) -> dict[str, Any]:

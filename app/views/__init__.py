@@ -9,10 +9,11 @@ from app.views import (
     auth,
     changes,
     common,
-    csv_io,
+    csv,
     errors,
     health,
     history,
+    imports,
     jinja,
     live,
     tables,
@@ -26,8 +27,10 @@ def init_app(app: Flask) -> None:
     jinja.init_app(app)
     app.register_blueprint(auth.bp)
     tables.init_app(app)
-    app.url_map.converters["table_name"] = csv_io.TableName
-    app.register_blueprint(csv_io.bp)
+    app.url_map.converters["table_name"] = csv.TableName
+    # One blueprint, "csv_io": the downloads' routes and the import pages'.
+    assert imports.bp is csv.bp
+    app.register_blueprint(csv.bp)
     app.register_blueprint(changes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(history.bp)

@@ -31,7 +31,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
-from app import csvio
+from app import csvfile
 from app.crud import NotFound, changelog
 from app.crud.changelog import FieldChange, LogQuery
 from app.db import db
@@ -40,7 +40,7 @@ from app.resources import RESOURCES, TABLES
 from app.ui import Table
 from app.views import forms
 from app.views.common import service
-from app.views.csv_io import csv_download
+from app.views.csv import csv_download
 from app.views.rows import change_rows, format_cell
 
 bp = Blueprint("changes", __name__)
@@ -160,10 +160,15 @@ def history(name: str, row_id: int) -> Response:
         row = service(name).get(row_id)
     except NotFound:
         row = None  # deleted: its history still tells what it held
+    before = _before()
     # An id no column holds names no row (and would fail in the driver).
     fits = row_id <= changelog.ROW_MAX
-    changes = changelog.row_history(db.session, name, row_id) if fits else []
-    if row is None and not changes:
+    changes, older = (
+        changelog.row_history(db.session, name, row_id, changelog.HISTORY_LIMIT, before)
+        if fits
+        else ([], False)
+    )
+    if row is None and not changes and before is None:
         raise NotFound(f"No {table.singular} with id {row_id}.")
     title = table.title(row) if row is not None else f"{table.singular} {row_id}"
     context = {
@@ -172,7 +177,16 @@ def history(name: str, row_id: int) -> Response:
         "row_id": row_id,
         "title": title,
         "entries": entries(changes, row, table),
-        "limited": len(changes) >= changelog.HISTORY_LIMIT,
+        "older_url": url_for(
+            "changes.history",
+            name=name,
+            row_id=row_id,
+            nested=1 if nested else None,
+            before=changes[-1].id,
+        )
+        if older
+        else None,
+        "older_page": before is not None,
         "nested": nested,
         "values": forms.values_of(table, row) if row is not None else {},
         "edit_fields": forms.edit_fields(table),
@@ -183,7 +197,21 @@ def history(name: str, row_id: int) -> Response:
     }
     partial = is_partial(request)
     template = "partials/history_panel.html" if partial else "history.html"
+    if partial and before is not None:
+        # "Show older" in the panel: the next page's entries, put in place of
+        # the link (the panel and what it has listed stay).
+        template = "partials/history_entries.html"
     return make_response(render_template(template, dialog=partial, **context))
+
+
+def _before() -> int | None:
+    """The `before` argument ("Show older"): a change id, or 400."""
+    text = request.args.get("before")
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        abort(400, description="before must be a change id (a whole number).")
+    return int(text)
 
 
 @bp.record_once
@@ -275,12 +303,12 @@ def _csv_chunks(query: LogQuery, bom: bool) -> Iterator[bytes]:
                 str(c.id),
                 str(c.set_id),
                 when(c.at).isoformat(timespec="milliseconds"),
-                csvio.format_text(c.who),
-                csvio.format_text(c.table_name),
+                csvfile.format_text(c.who),
+                csvfile.format_text(c.table_name),
                 str(c.row_id),
                 c.op,
-                csvio.format_text(c.old or ""),
-                csvio.format_text(c.new or ""),
+                csvfile.format_text(c.old or ""),
+                csvfile.format_text(c.new or ""),
                 "" if c.version is None else str(c.version),
             )
             lines.append(",".join(cells) + "\r\n")

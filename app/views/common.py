@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import threading
 
-from flask import Flask, current_app, url_for
+from flask import Flask, url_for
 from flask_login import current_user
 
-from app.crud import CountCache, CrudService
+from app.crud import CountCache
 from app.crud.changes import set_author
-from app.db import db
-from app.resources import RESOURCES, TABLES
-
-
-def service(name: str) -> CrudService:
-    """Return the CRUD service for a declared table, bound to this request's session."""
-    return CrudService(
-        RESOURCES[name],
-        db.session,
-        page_size=current_app.config["PAGE_SIZE"],
-        max_page_size=current_app.config["MAX_PAGE_SIZE"],
-        counts=current_app.extensions["reeltable.counts"],
-        write_lock=current_app.extensions["reeltable.write_lock"],
-    )
+from app.resources import TABLES
+from app.services import service as service  # the views import it from here
 
 
 def init_app(app: Flask) -> None:

@@ -35,7 +35,7 @@ from flask.wrappers import Response as FlaskResponse
 from werkzeug.wrappers import Response
 
 from app.crud import Conflict, ValidationError
-from app.crud.changes import CREATE, DELETE, UPDATE, loads
+from app.crud.changes import CREATE, DELETE, UPDATE, Logged, last_logged, loads
 from app.crud.fields import table_of
 from app.crud.service import LAST_SET
 from app.db import db
@@ -97,30 +97,36 @@ def verified(token: str, purpose: str) -> tuple[Table, int]:
 
 
 def describe(table: Table, set_id: int) -> str:
-    """Say what a change set did, e.g. "rating of Jaws 8.0 → 8.1"."""
-    stmt = (
-        sa.select(Change)
-        .where(Change.set_id == set_id)
-        .order_by(Change.id)
-        .limit(_DESCRIBED + 1)
-    )
-    changes = list(db.session.scalars(stmt))
-    own = [c for c in changes if c.table_name == table.name]
-    many = len(changes) > _DESCRIBED
+    """Say what a change set did, e.g. "rating of Jaws 8.0 → 8.1".
+
+    From the values the write logged, which its ChangeSet keeps in memory
+    (app/crud/changes.py last_logged): no read of the log back. A set this
+    request did not write (none in memory) is read from the log.
+    """
+    logged = last_logged(db.session, set_id)
+    if logged is not None:
+        changes, total = logged.kept, logged.count
+    else:
+        changes = _read_back(set_id)
+        total = len(changes)
+    own = [c for c in changes if c.table == table.name]
+    many = total > _DESCRIBED
     if len(own) != 1 or many:
-        count = f"over {_DESCRIBED:,}" if many else f"{len(changes):,}"
+        count = f"over {_DESCRIBED:,}" if many else f"{total:,}"
         return f"{count} changes to {table.name}"
     change = own[0]
-    columns = table_of(table.resource.model)
-    old, new = loads(columns, change.old), loads(columns, change.new)
+    if change.op == UPDATE and change.new is None:
+        # A bulk update logs its values in SQL: read which fields it changed.
+        change = _read_back(set_id, change)[0]
+    old, new = dict(change.old or {}), dict(change.new or {})
     if change.op == CREATE:
-        return f"adding {_title(table, new)}"
+        # Its values are the row's (logged in SQL): the session holds it.
+        return f"adding {_title(table, {**_values(table, change.row_id), **new})}"
     if change.op == DELETE:
-        children = len(changes) - 1
+        children = total - 1
         kids = f" and {children:,} rows under it" if children else ""
         return f"deleting {_title(table, old)}{kids}"
-    row = db.session.get(table.resource.model, change.row_id)
-    before = {**_values(row), **old}
+    before = {**_values(table, change.row_id), **old}
     names = [n for n in new if n in {f.name for f in table.resource.fields}]
     if len(names) != 1:
         shown = ", ".join(table.resource.field(n).label.lower() for n in names)
@@ -131,11 +137,36 @@ def describe(table: Table, set_id: int) -> str:
     return f"{field.label.lower()} of {_title(table, before)} {was} → {now}"
 
 
-def _values(row: Any) -> dict[str, Any]:
-    """A row's column values, or none if it is gone."""
+def _read_back(set_id: int, only: Logged | None = None) -> list[Logged]:
+    """A set's changes read from the log (the first _DESCRIBED + 1, or one)."""
+    stmt = sa.select(Change).where(Change.set_id == set_id).order_by(Change.id)
+    if only is not None:
+        stmt = stmt.where(Change.table_name == only.table, Change.row_id == only.row_id)
+    out: list[Logged] = []
+    for change in db.session.scalars(stmt.limit(_DESCRIBED + 1)):
+        columns = table_of(TABLES[change.table_name].resource.model)
+        out.append(
+            Logged(
+                change.table_name,
+                change.row_id,
+                change.op,
+                loads(columns, change.old),
+                loads(columns, change.new),
+            )
+        )
+    return out
+
+
+def _values(table: Table, row_id: int) -> dict[str, Any]:
+    """A row's loaded column values, from the session's identity map if it is
+    there (the row the write just saved: no query), else read; none if gone.
+    """
+    row = db.session.get(table.resource.model, row_id)
     if row is None:
         return {}
-    return {c.key: getattr(row, c.key) for c in row.__mapper__.columns}
+    # Only what is loaded: an expired attribute would cost a query to refresh.
+    loaded = sa.inspect(row).dict
+    return {c.key: loaded[c.key] for c in row.__mapper__.columns if c.key in loaded}
 
 
 def _title(table: Table, values: dict[str, Any]) -> str:
@@ -279,7 +310,7 @@ def _parents(child: Table, ids: list[int]) -> set[int]:
     key = child.nesting.foreign_key
     columns = table_of(child.resource.model)
     stmt = sa.select(columns.c.id, columns.c[key]).where(columns.c.id.in_(ids))
-    found = dict(db.session.execute(stmt).tuples().all())
+    found = {r[0]: r[1] for r in db.session.execute(stmt)}
     parents = {p for p in found.values() if p is not None}
     missing = [r for r in ids if r not in found]
     if missing:

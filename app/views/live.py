@@ -6,125 +6,96 @@ drawn at (`live_after`, rendered as data-live-after), then the one the last
 answer gave. The state is the change log in the database, so any worker of any
 app server answers, and no worker is held per open tab.
 
-- Nothing new: 204, no body, after one lookup on the primary key (max(id)).
-- Else 200, JSON: {"last": <newest id>, "updated": [[row id, [set ids]], ...],
-  "deleted": [...], "created": [...]} for the asked table, each row once under
-  what the window did to it, with the change sets that touched it (so a tab can
-  leave out its own). Too many changes for one answer: {"last": N,
-  "refresh": true}, and the page draws its region again instead.
+Arguments: `after` (required), `table` (required) and, on PostgreSQL,
+`snapshot`: the rest of the cursor, sent back as the page or the last answer
+gave it (data-live-snapshot; "xmin:xmax:xip,...", checked strictly: 400
+otherwise). Why the cursor holds a snapshot is in app/crud/changelog.py ("live
+polling"): on PostgreSQL a change may commit after one with a larger id; the
+snapshot names the transactions that may still do so, and the next poll reports
+their changes once they commit. Each change is reported once.
+
+- Nothing new: 204, no body, after one statement: one lookup of an index's
+  last entry (max(xid) with the current snapshot on PostgreSQL; max(id) on
+  SQLite or without a snapshot).
+- Else 200, JSON: {"last": <newest id>, ["snapshot": "<xmin:xmax:xip>",]
+  "updated": [[row id, [set ids]], ...], "deleted": [...], "created": [...]}
+  for the asked table, each row once under what the changes did to it, with the
+  change sets that touched it (so a tab can leave out its own); and, if rows of
+  a table shown under the asked one's changed (a movie's ratings),
+  "children": {"ratings": {"singular": "rating", "updated": [[row id, [set
+  ids], parent id], ...], "deleted": [...], "created": [...]}}. Too many
+  changes for one answer: {"last": N, ["snapshot": ...,] "refresh": true}, and
+  the page draws its region again instead. The lists may be empty (a
+  transaction the cursor named ended without a change of this table): the
+  answer then only moves the cursor. A client that sends only `after` gets the
+  changes above it (and may miss one that commits late).
 
 Read-only and cookie-free: the view touches no session, so an answer carries no
-Set-Cookie. The queries live here, not in app/crud, until the change-log reader
-(app/crud/changelog.py) is settled; they read only `changes`.
+Set-Cookie. The queries are app/crud/changelog.py's; they read only `changes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Flask, abort, g, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
-from app.crud.changes import CREATE, DELETE
+from app.crud import changelog
 from app.db import db, limit_reads
-from app.models import Change
 from app.resources import TABLES
 
 bp = Blueprint("live", __name__)
 
 LAST_HEADER = "X-Last-Change"
-# Changes one answer reads at most (any table), and rows of the asked table it
-# lists at most; past either the page draws its region again (one list query)
-# rather than fetching rows one by one.
-SCAN_MAX = 1000
-ROWS_MAX = 200
 _BIGINT_MAX = 2**63 - 1
-_GROUPS = {CREATE: "created", DELETE: "deleted"}
 
 
-# ---------------------------------------------------------------- reading the log
-
-
-def newest_change() -> int:
-    """The newest change id (0 for an empty log): one lookup on the primary key."""
-    return int(db.session.scalar(sa.select(sa.func.max(Change.id))) or 0)
-
-
-def changes_after(after: int, limit: int) -> Sequence[Any]:
-    """Up to `limit` changes after id `after`, oldest first: a primary key range."""
-    query = (
-        sa.select(Change.id, Change.set_id, Change.table_name, Change.row_id, Change.op)
-        .where(Change.id > after)
-        .order_by(Change.id)
-        .limit(limit)
-    )
-    return db.session.execute(query).all()
-
-
-def grouped(changes: Iterable[Any]) -> dict[str, list[list[Any]]]:
-    """Each row once, under what the changes (oldest first) did to it overall.
-
-    Deleted at the end: "deleted"; else created in the window: "created"
-    (an update after it changes nothing for a page that never showed the row);
-    else "updated" (a delete then an undo that brings the row back included).
-    """
-    first: dict[int, str] = {}
-    last: dict[int, str] = {}
-    sets: dict[int, list[int]] = {}
-    for change in changes:
-        first.setdefault(change.row_id, change.op)
-        last[change.row_id] = change.op
-        touched = sets.setdefault(change.row_id, [])
-        if change.set_id not in touched:
-            touched.append(change.set_id)
-    found: dict[str, list[list[Any]]] = {"updated": [], "deleted": [], "created": []}
-    for row_id, op in last.items():
-        if op == DELETE:
-            group = "deleted"
-        elif first[row_id] == CREATE:
-            group = "created"
-        else:
-            group = "updated"
-        found[group].append([row_id, sets[row_id]])
-    return found
-
-
-# ---------------------------------------------------------------- the view
-
-
-def _after() -> int:
-    """The `after` argument: a change id (ASCII digits, a BIGINT); else 400."""
-    text = request.args.get("after", "")
+def _id(name: str, required: bool = False) -> int | None:
+    """A change id argument (ASCII digits, a BIGINT), None if absent; else 400."""
+    text = request.args.get(name)
+    if text is None and not required:
+        return None
+    text = text or ""
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        abort(400, description="after must be a change id (a whole number).")
+        abort(400, description=f"{name} must be a change id (a whole number).")
     value = int(text)
     if value > _BIGINT_MAX:
-        abort(400, description="after must be a change id (a whole number).")
+        abort(400, description=f"{name} must be a change id (a whole number).")
     return value
+
+
+def _children(name: str) -> list[changelog.Child]:
+    """The tables shown under a table's rows (a movie's ratings)."""
+    return [
+        changelog.Child(t.name, t.singular, t.resource.model, t.nesting.foreign_key)
+        for t in TABLES.values()
+        if t.nesting is not None and t.nesting.parent == name
+    ]
 
 
 @bp.get("/changes/since")
 def since() -> Response:
-    """Say what changed in a table after a change id: 204 when nothing did."""
-    after = _after()
+    """Say what changed in a table after a cursor: 204 when nothing did."""
+    after = _id("after", required=True) or 0
     name = request.args.get("table", "")
     if name not in TABLES:
         abort(400, description="table must name a table.")
-    # One primary-key lookup, and a scan capped at SCAN_MAX rows: no read timer
+    snapshot = None
+    text = request.args.get("snapshot")
+    if text:
+        try:
+            snapshot = changelog.parse_snapshot(text)
+        except ValueError:
+            abort(400, description="snapshot must be a cursor this server gave.")
+    # One index lookup, and reads capped at SCAN_MAX rows: no read timer
     # needed, and none armed saves PostgreSQL a SET round trip per poll.
     limit_reads(None)
-    newest = newest_change()
-    if newest <= after:
+    body = changelog.since(
+        db.session, name, changelog.Cursor(after, snapshot), _children(name)
+    )
+    if body is None:
         return Response(status=204)
-    window = changes_after(after, SCAN_MAX + 1)
-    mine = [c for c in window if c.table_name == name]
-    if len(window) > SCAN_MAX or len(mine) > ROWS_MAX:
-        body: dict[str, Any] = {"last": max(newest, window[-1].id), "refresh": True}
-    else:
-        last = max(newest, window[-1].id) if window else newest
-        body = {"last": last, **grouped(mine)}
     response = jsonify(body)
     response.headers[LAST_HEADER] = str(body["last"])
     response.headers["Cache-Control"] = "no-store"
@@ -134,15 +105,28 @@ def since() -> Response:
 # ---------------------------------------------------------------- the page's start
 
 
-def live_after() -> int:
-    """The change id a table page is drawn at: read once per request, before its rows.
+def _cursor() -> changelog.Cursor:
+    """The cursor a table page is drawn at: read once per request, before its rows.
 
-    Read before the listing's query where possible (`_note_start`), so a change
-    committed in between is reported again rather than missed.
+    Read before the listing's query where possible (`_note_start`): a change
+    committed in between is then reported again rather than missed, and one
+    still in flight is in the cursor's snapshot.
     """
-    if "live_after" not in g:
-        g.live_after = newest_change()
-    return int(g.live_after)
+    if "live_cursor" not in g:
+        g.live_cursor = changelog.now(db.session)
+    cursor: changelog.Cursor = g.live_cursor
+    return cursor
+
+
+def live_after() -> int:
+    """The newest change id a table page is drawn at (data-live-after)."""
+    return _cursor().after
+
+
+def live_snapshot() -> str:
+    """The snapshot that id was read in, on PostgreSQL ("" on SQLite)."""
+    snapshot = _cursor().snapshot
+    return snapshot.text() if snapshot is not None else ""
 
 
 def _note_start() -> None:
@@ -150,12 +134,16 @@ def _note_start() -> None:
     endpoint = request.endpoint or ""
     table, _, view = endpoint.partition(".")
     if request.method == "GET" and view == "index" and table in TABLES:
-        live_after()
+        _cursor()
 
 
 def _template_globals() -> dict[str, Any]:
     """What the table region needs to start polling."""
-    return {"live_after": live_after, "live_url": lambda: url_for("live.since")}
+    return {
+        "live_after": live_after,
+        "live_snapshot": live_snapshot,
+        "live_url": lambda: url_for("live.since"),
+    }
 
 
 def init_app(app: Flask) -> None:

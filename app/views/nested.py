@@ -53,7 +53,7 @@ def child_list(table: Table, parent_id: int) -> dict[str, Any]:
     parent = TABLES[nesting.parent]
     all_args: dict[str, Any] = {param: parent_id}
     return {
-        "rows": svc.items(query),
+        "rows": svc.reader.items(query),
         "total": svc.count(query),
         "all_url": url_for(f"{table.name}.index", **all_args),
         "form": add_form(
@@ -76,7 +76,7 @@ def figures(table: Table, nested: bool, parent_id: int | None) -> dict[str, Any]
     if nested and nesting is not None and parent_id is not None:
         parent = TABLES[nesting.parent]
         summary = _parent_summary(table, parent)
-        stats = service(parent.name).summaries([parent_id])[summary.name]
+        stats = service(parent.name).reader.summaries([parent_id])[summary.name]
         return {
             "summary": {
                 "table": parent,

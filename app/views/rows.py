@@ -10,7 +10,7 @@ and about 45 escaped expressions a row) fifty rows took longer than the query
 behind them; here about a third of that (W2/W3 of `python -m bench`).
 
 The DOM contract: what static/js/app.js (and import.js) read and write. A name
-app.js uses must be written down here (tests/test_dom_contract.py checks).
+app.js uses must be written down here (tests/test_views_rows.py checks).
 
 Grid (templates/partials/table_macros.html; `Dom.region_id`)
 - `.table-region#<singular>-table`: what filtering, sorting and paging swap;
@@ -58,6 +58,10 @@ History (issue 14; static/js/history.js, app/views/changes.py)
   `data-history-url`, or, when the save was refused (409, 422), closes the
   dialog so the row's conflict or editor shows. Closing gives the focus back to
   the row's `.history-button`.
+- The entries are a page at a time in `ol.history-list`
+  (partials/history_entries.html); `#history-more > a.history-older` ("Show
+  older") GETs the next page in its place, an `ol.history-list[tabindex]`
+  that history.js focuses.
 
 Cells (`Dom.cell_id`, `Dom.cell_class`)
 - `td.cell[data-field=<field>]#<row id>-<field>`: a value cell (app.js builds the
@@ -113,7 +117,9 @@ Live (issue 14; static/js/live.js, app/views/live.py, partials/table_region.html
 - `.live-notice[data-live-url][data-live-table][data-live-after]` in the
   region's `.table-toolbar`: where live.js asks what changed (GET
   `data-live-url`) in `data-live-table` after change id `data-live-after`,
-  which it moves on with each answer (the region drawn again brings its own).
+  which it moves on with each answer (the region drawn again brings its own),
+  with the rest of the cursor, on PostgreSQL, in `data-live-snapshot` (drawn
+  with the region, then the answer's; app/crud/changelog.py says why).
   Hidden until it says, in `.live-notice-text`, how many rows were created
   elsewhere (`data-singular` / `data-plural` name them); its `.live-show`
   button draws the `.table-region` again. The count `#<singular>-count`
@@ -124,6 +130,14 @@ Live (issue 14; static/js/live.js, app/views/live.py, partials/table_region.html
   `.live-removing` and `aria-disabled`, then goes (unless a cell is `.editing`
   or `aria-busy`), and live.js fires `reeltable:rows-removed`, on which app.js
   removes its `tr.child-row[data-child-of]` and puts the focus back.
+- Rows under a parent changed elsewhere (a movie's ratings): those in an open
+  `tr.child-row` are drawn again or go as above; rows created there are put
+  into its `tbody[id]` (before its `tr.empty-row`) from the parent's
+  `.toggle-button[data-expand-url]`, the list's `.nested > .more` line
+  following; the parent's `span.summary-value[id]` is read again from its
+  `data-row-url` (the row itself is not swapped). After an undo that brought
+  back only such rows, app.js fires `reeltable:children-created` and live.js
+  fills the open lists the same way, instead of drawing the region again.
 
 Import (static/js/import.js; templates/import.html and partials/import_form.html)
 - `#import-form[data-max-bytes]` with its `input[type=file]` and
@@ -177,7 +191,7 @@ class Dom:
 
     The renderers here and the templates (as `dom`) take them from this class;
     app.js cannot import them, so it builds ids the same documented way (a
-    cell's id from its row's) and tests/test_dom_contract.py checks both sides.
+    cell's id from its row's) and tests/test_views_rows.py checks both sides.
     """
 
     @staticmethod

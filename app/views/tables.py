@@ -443,7 +443,7 @@ def row_context(svc: CrudService, shown: Any, nested: bool) -> dict[str, Any]:
     """What a row needs to render: itself, its summaries, where it is shown."""
     return {
         "row": shown,
-        "summaries": {} if nested else svc.summaries([shown.id]),
+        "summaries": {} if nested else svc.reader.summaries([shown.id]),
         "nested": nested,
     }
 

@@ -5,7 +5,7 @@
 // from #toast-template (the toast partial's own markup); this file only sets text
 // and attributes, and parses the server's responses (keepRow, preserveLive). The
 // DOM contract (every id, class and data-* attribute used here) is written down
-// in app/views/rows.py; tests/test_dom_contract.py holds both to it.
+// in app/views/rows.py; tests/test_views_rows.py holds both to it.
 // No eval, no inline styles (the CSP forbids both).
 "use strict";
 
@@ -1149,6 +1149,7 @@ async function runChange(kind) {
     const stacks = changeStacks();
     const entry = stacks[kind].pop();
     if (!entry) return;
+    const at = stacks[kind].length; // where it goes back if it is not done
     keepStacks(stacks);
     const url = kind === "undo" ? bar.dataset.undoUrl : bar.dataset.redoUrl;
     let xhr = null;
@@ -1163,15 +1164,21 @@ async function runChange(kind) {
     } finally {
       document.removeEventListener("htmx:afterRequest", seen);
     }
-    changeAnswered(kind, entry, xhr);
+    changeAnswered(kind, entry, xhr, at);
   } finally {
     changing = false;
   }
 }
 
-function changeAnswered(kind, entry, xhr) {
+function changeAnswered(kind, entry, xhr, at) {
   const status = xhr ? xhr.status : 0;
   const stacks = changeStacks();
+  // Back where it was on its stack (under any write made meanwhile), so it can
+  // be tried again and what lies under it keeps its order.
+  const putBack = () => {
+    stacks[kind].splice(Math.min(at, stacks[kind].length), 0, entry);
+    keepStacks(stacks);
+  };
   if (status === 200) {
     const token = xhr.getResponseHeader("X-Change-Set");
     if (token) stacks[kind === "undo" ? "redo" : "undo"].push({ token, label: entry.label });
@@ -1184,15 +1191,17 @@ function changeAnswered(kind, entry, xhr) {
     const doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
     const said = doc.querySelector(".toast-text");
     changeMessage(said ? said.textContent.trim() : `Not done: ${entry.label}.`);
-    return; // it cannot be done as things stand: it leaves the stack
+    // Refused as things stand (someone changed a field since): it stays, for
+    // when the conflict is settled; Undo would otherwise skip to an older set.
+    putBack();
+    return;
   }
   if (status === 404 || status === 403 || status === 422) {
     changeMessage(`Not done: ${entry.label}.`);
     return;
   }
   // No answer, or the server failed: it can be tried again.
-  stacks[kind].push(entry);
-  keepStacks(stacks);
+  putBack();
   changeMessage(`Not done (${status ? `the server answered ${status}` : "no connection"}): ${entry.label}.`);
 }
 
@@ -1213,8 +1222,16 @@ function redrawChanged(xhr) {
     htmx.ajax("GET", row.dataset.rowUrl, { source: row, target: row, swap: "outerHTML" });
   }
   const region = document.querySelector(".table-region");
-  if (headerList(xhr, "X-Created-Rows").length && region) {
+  const created = headerList(xhr, "X-Created-Rows");
+  if (!created.length || !region) return;
+  // Rows of this table (or too many to list, "*"): the region is drawn again.
+  // Only rows shown under its rows (a rating under its movie): the open lists
+  // take them in place (static/js/live.js), keeping every expansion open.
+  const own = `${region.id.replace(/-table$/, "")}-`;
+  if (created.some((id) => id === "*" || id.startsWith(own))) {
     htmx.ajax("GET", location.pathname + location.search, { source: region, target: region, swap: "outerHTML" });
+  } else {
+    document.dispatchEvent(new CustomEvent("reeltable:children-created"));
   }
 }
 

@@ -1,6 +1,7 @@
 // A row's history (issue 14): htmx puts the server's panel into the history
 // dialog (base.html); this opens it, answers Alt+H on a focused row, draws the
-// panel again after "Restore this value", and gives the focus back on close.
+// panel again after "Restore this value", moves the focus to the entries
+// "Show older" adds, and gives the focus back on close.
 // The names it uses are in the DOM contract (app/views/rows.py). No markup here.
 "use strict";
 
@@ -28,6 +29,16 @@
     if (!box.open) box.showModal();
     const heading = document.getElementById("history-heading");
     if (heading) heading.focus();
+  });
+
+  // "Show older": the next page's list takes the link's place; the focus goes
+  // to it (the link it was on is gone), so reading goes on from there.
+  document.addEventListener("htmx:afterSettle", (event) => {
+    const elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (!elt || !elt.matches || !elt.matches("a.history-older")) return;
+    const lists = document.querySelectorAll("#history-panel ol.history-list[tabindex], .history-panel ol.history-list[tabindex]");
+    const added = lists[lists.length - 1];
+    if (added) added.focus();
   });
 
   // After a restore: a saved row (2xx) draws the panel again, with the new

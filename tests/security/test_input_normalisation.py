@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from app import csvio
+from app import csvfile
 from app.crud import CrudService, Integer, Number
-from app.csvio import RowError
+from app.csvfile import RowError
 from app.db import db
 from app.models import Movie, Rating
 from app.resources import MOVIES, RATINGS
@@ -220,7 +220,7 @@ def test_import_refuses_non_ascii_digits(
         ],
     )
     with app.app_context():
-        result = csvio.preview_file(CrudService(MOVIES, db.session), movies)
+        result = csvfile.preview_file(CrudService(MOVIES, db.session), movies)
     assert result.counts == {"new": 0, "changed": 0, "unchanged": 0, "invalid": 4}
     assert result.errors == [
         RowError(2, "id", "id must be a whole number."),
@@ -237,7 +237,7 @@ def test_import_refuses_non_ascii_digits(
         ],
     )
     with app.app_context():
-        result = csvio.preview_file(CrudService(RATINGS, db.session), ratings)
+        result = csvfile.preview_file(CrudService(RATINGS, db.session), ratings)
     assert result.errors == [
         RowError(2, "rating", "Rating must be a whole number."),
         RowError(3, "movie_id", "Movie id must be a whole number."),
@@ -267,7 +267,7 @@ def test_import_refuses_a_formula_behind_blanks_or_in_full_width(
     path = csv_file(tmp_path, [["name", "director", "rating"], [cell, "Someone", "1"]])
     with app.app_context():
         svc = CrudService(MOVIES, db.session)
-        result = csvio.import_file(svc, path)
+        result = csvfile.import_file(svc, path)
         assert db.session.scalar(sa.select(sa.func.count(Movie.id))) == 0
     assert result.counts == {"new": 0, "changed": 0, "unchanged": 0, "invalid": 1}
     [error] = result.errors
@@ -288,7 +288,7 @@ def test_the_refusal_names_the_character_and_the_fix(
         ],
     )
     with app.app_context():
-        result = csvio.preview_file(CrudService(MOVIES, db.session), path)
+        result = csvfile.preview_file(CrudService(MOVIES, db.session), path)
     assert result.errors == [
         RowError(
             2,
@@ -323,7 +323,7 @@ def test_import_takes_a_protected_formula_and_removes_one_apostrophe(
     # Issue 12: the protection that the export adds is the one the import removes.
     path = csv_file(tmp_path, [["name", "director", "rating"], [cell, "Someone", "1"]])
     with app.app_context():
-        result = csvio.import_file(CrudService(MOVIES, db.session), path)
+        result = csvfile.import_file(CrudService(MOVIES, db.session), path)
         assert result.counts["new"] == 1, result.errors
         assert db.session.scalars(sa.select(Movie.name)).all() == [stored]
 
@@ -351,7 +351,7 @@ def test_export_protects_full_width_and_hidden_formulas(app: Flask, value: str) 
     body = b"".join(client.get("/movies.csv").response).decode()
     [row] = list(csv.reader(io.StringIO(body, newline="")))[1:]
     assert row[1:3] == ["'" + value, "'" + value]
-    assert csvio.format_text(value) == "'" + value
+    assert csvfile.format_text(value) == "'" + value
 
 
 def combinations() -> list[str]:
@@ -373,7 +373,7 @@ def test_sql_and_python_write_the_same_cells(app: Flask) -> None:
         db.session.add_all(Movie(name=v, director="d", rating=None) for v in values)
         db.session.commit()
         svc = CrudService(MOVIES, db.session)
-        line = csvio.line_expression(svc, ["id", "name"])
+        line = csvfile.line_expression(svc, ["id", "name"])
         got = [
             row[0] if isinstance(row[0], str) else row[0].decode()
             for batch in svc.reader.fetch_batches(svc.parse_query({}), line)
@@ -381,7 +381,7 @@ def test_sql_and_python_write_the_same_cells(app: Flask) -> None:
         ]
         stored = db.session.execute(sa.select(Movie.id, Movie.name)).all()
     assert sorted(name for _, name in stored) == sorted(values)
-    expected = [f"{i},{csvio.format_text(name)}\r\n" for i, name in stored]
+    expected = [f"{i},{csvfile.format_text(name)}\r\n" for i, name in stored]
     assert sorted(got) == sorted(expected)
 
 
@@ -389,11 +389,11 @@ def test_sql_and_python_write_the_same_cells(app: Flask) -> None:
 def test_the_import_undoes_exactly_what_the_export_adds(value: str) -> None:
     # Issue 12: every cell the export writes reads back as the stored text, and
     # every unprotected formula-looking cell is refused.
-    [cell] = next(csv.reader(io.StringIO(csvio.format_text(value), newline="")))
-    assert csvio.read_text(cell) == value
+    [cell] = next(csv.reader(io.StringIO(csvfile.format_text(value), newline="")))
+    assert csvfile.read_text(cell) == value
     if cell != value and not value.startswith("'"):  # the bare text is refused
         with pytest.raises(ValueError, match="formula"):
-            csvio.read_text(value)
+            csvfile.read_text(value)
 
 
 def test_hidden_and_full_width_formulas_round_trip(

@@ -1,4 +1,6 @@
-"""A database with no room left: a clear 507, nothing written (issue 11, item 9).
+"""Typed errors and HTTP errors as pages or fragments.
+
+A database with no room left: a clear 507, nothing written (issue 11, item 9).
 
 SQLite's "database or disk is full" was a 500. Here the SQLite file really fills:
 each connection is capped at the pages the file has (PRAGMA max_page_count), and

@@ -1,4 +1,4 @@
-"""Field-level merge of concurrent edits in CrudService.update (issue 10)."""
+"""Field-level merge of concurrent edits (validate.holds, in CrudService.update)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from app.crud import Conflict, CrudService, Integer, Number, Resource
 from app.db import db
 from app.models import Movie, Rating
 from app.resources import RESOURCES
-from tests.test_crud import stored
+from tests.test_crud_service import stored
 
 MODELS: dict[str, type] = {"movies": Movie, "ratings": Rating}
 

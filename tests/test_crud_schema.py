@@ -112,6 +112,10 @@ def test_helpers_make_what_the_shipped_migrations_made(
             assert {f"row_counts_{table}_{e}" for e in schema.EVENTS} <= names
             assert {f"{table}_search", f"{table}_search_terms"} <= names
             assert {f"{table}_search_{e}" for e in schema.EVENTS} <= names
+        # Folded values (accents off, ASCII lower-cased) in a case-sensitive index.
+        sql = {str(row[1]): str(row[3]) for row in shipped if row[0] != "row"}
+        assert "tokenize='trigram case_sensitive 1'" in sql["movies_search"]
+        assert "lower(CASE WHEN" in sql["ratings_search_update"]
     else:
         assert {str(row[0]) for row in shipped} == {
             "ix_movies_name_trgm",
@@ -120,6 +124,8 @@ def test_helpers_make_what_the_shipped_migrations_made(
             "ix_ratings_movie_name_trgm",
         }
         assert all("WITH (fastupdate=off)" in str(row[1]) for row in shipped)
+        # On the folded values (migration 0019's wrapper of unaccent).
+        assert all("fold_accents" in str(row[1]) for row in shipped), shipped
 
 
 # ---------------------------------------------------------------- the third table
@@ -132,7 +138,7 @@ def test_a_third_table_needs_only_a_model_a_migration_and_a_declaration(
         [
             sys.executable,
             "-c",
-            "import sys; from tests.test_third_table import prove;"
+            "import sys; from tests.test_crud_schema import prove;"
             " prove(*sys.argv[1:])",
             fresh_url,
             str(tmp_path / "instance"),

@@ -1,4 +1,6 @@
-"""A statement timeout bounds every page and fragment read (issue 11).
+"""The database handle: SQLite's pragmas, and the read timeout.
+
+A statement timeout bounds every page and fragment read (issue 11).
 
 Four anonymous clients searching for random pairs of letters held both workers for
 1-6.5 s a request. The reads of a page or fragment may now take READ_TIMEOUT_MS in
@@ -25,7 +27,26 @@ from app import create_app
 from app.crud import CrudService
 from app.db import ReadTimeout, bounded_reads, db
 from app.resources import MOVIES, RATINGS
-from tests.conftest import Hx, dispose, make_app
+from tests.conftest import TEST_DATABASE_URL, Hx, dispose, make_app
+
+# ------------------------------------------------------------ pragmas
+
+
+@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="SQLite only")
+def test_sqlite_pragmas_on_every_connection(app: Flask) -> None:
+    # `app` is this module's (a read limit, test views): pragmas are the same.
+    with app.app_context():
+        for _ in range(2):
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -16384
+            db.engine.dispose()
+
+
+# ------------------------------------------------------------ the read timeout
+
 
 TOO_SLOW = "This view took too long to compute; narrow the search or try again."
 

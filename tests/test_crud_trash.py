@@ -1,4 +1,4 @@
-"""A restored row takes its copied fields from its parent as the parent is now."""
+"""Trash: a restored row takes its copied fields from its parent as it is now."""
 
 from __future__ import annotations
 

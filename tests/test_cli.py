@@ -1,4 +1,4 @@
-"""The seed command: demo catalogue once, synthetic data on demand."""
+"""`flask seed` (app/cli.py): demo catalogue once, synthetic data on demand."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Imports of CSV files: uploads kept in the database, and the jobs for big ones."""
