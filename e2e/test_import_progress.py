@@ -192,6 +192,9 @@ def test_a_small_import_refused_while_another_writes_says_so_in_place(
     )
     page.get_by_role("button", name="Upload and preview").click()
     button = page.get_by_role("button", name="Import 1 row")
+    # The upload is stored in the database, a write: let it land before the
+    # import below holds the database, or the upload itself is what waits.
+    expect(button).to_be_visible()
     with an_import_writing(served):
         button.click()
         # 503: the preview stays, with why nothing was written.

@@ -252,7 +252,7 @@ def test_the_page_sends_back_the_cursor_each_answer_gives(
     """The client's half of the PostgreSQL cursor: the snapshot the region was
     drawn with (none on SQLite), then each answer's, goes back with the next
     poll. The server's answers are stood in for here (this server is SQLite,
-    whose cursor is an id alone); tests/test_live_views.py proves the server's
+    whose cursor is an id alone); tests/test_views_live.py proves the server's
     half on PostgreSQL."""
     asked: list[str] = []
     answers = iter(

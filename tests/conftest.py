@@ -101,6 +101,34 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         admin.dispose()
 
 
+def count(app: Flask, model: type, **where: object) -> int:
+    """Count rows straight from the database."""
+    table = model.__table__
+    stmt = sa.select(sa.func.count()).select_from(table)
+    for name, value in where.items():
+        stmt = stmt.where(table.c[name] == value)
+    with app.app_context(), db.engine.connect() as conn:
+        return conn.scalar(stmt)
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """A database of this test's own with no schema (a SQLite file, or a PG schema)."""
+    if not TEST_DATABASE_URL:
+        yield "sqlite:///" + str(tmp_path / "empty.sqlite3")
+        return
+    schema = f"reeltable_empty_{os.getpid()}"
+    admin = sa.create_engine(normalise_database_url(TEST_DATABASE_URL))
+    with admin.begin() as conn:
+        shared_extension(conn, "pg_trgm")
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    yield postgres_schema_url(TEST_DATABASE_URL, schema)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
+
+
 @pytest.fixture
 def database_url(template_db: str, tmp_path: Path) -> str:
     """A database URL whose schema is at head and whose tables are empty."""

@@ -11,15 +11,12 @@ movies and ratings.
 from __future__ import annotations
 
 import io
-import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
@@ -28,37 +25,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from app.config import normalise_database_url
 from app.crud import schema
 from app.db import db
 from tests.conftest import (
-    TEST_DATABASE_URL,
     Hx,
     dispose,
     make_app,
-    postgres_schema_url,
-    shared_extension,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def fresh_url(tmp_path: Path) -> Iterator[str]:
-    """A database of this test's own with no schema (SQLite file, or PG schema)."""
-    if not TEST_DATABASE_URL:
-        yield "sqlite:///" + str(tmp_path / "fresh.sqlite3")
-        return
-    name = f"reeltable_third_{os.getpid()}"
-    admin = sa.create_engine(normalise_database_url(TEST_DATABASE_URL))
-    with admin.begin() as conn:
-        shared_extension(conn, "pg_trgm")
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
-        conn.execute(sa.text(f"CREATE SCHEMA {name}"))
-    yield postgres_schema_url(TEST_DATABASE_URL, name)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
-    admin.dispose()
 
 
 # ---------------------------------------------------------------- the helpers
@@ -86,11 +61,11 @@ def extras(conn: sa.Connection) -> set[tuple[Any, ...]]:
 
 
 def test_helpers_make_what_the_shipped_migrations_made(
-    fresh_url: str, tmp_path: Path
+    empty_database_url: str, tmp_path: Path
 ) -> None:
     from app.resources import MOVIES, RATINGS
 
-    app = make_app(fresh_url, tmp_path / "instance")
+    app = make_app(empty_database_url, tmp_path / "instance")
     try:
         with app.app_context():
             upgrade()
@@ -106,7 +81,7 @@ def test_helpers_make_what_the_shipped_migrations_made(
     finally:
         dispose(app)
     # Something was compared: both tables' counters and indexes.
-    if fresh_url.startswith("sqlite"):
+    if empty_database_url.startswith("sqlite"):
         names = {str(row[1]) for row in shipped}
         for table in ("movies", "ratings"):
             assert {f"row_counts_{table}_{e}" for e in schema.EVENTS} <= names
@@ -132,7 +107,7 @@ def test_helpers_make_what_the_shipped_migrations_made(
 
 
 def test_a_third_table_needs_only_a_model_a_migration_and_a_declaration(
-    fresh_url: str, tmp_path: Path
+    empty_database_url: str, tmp_path: Path
 ) -> None:
     done = subprocess.run(
         [
@@ -140,7 +115,7 @@ def test_a_third_table_needs_only_a_model_a_migration_and_a_declaration(
             "-c",
             "import sys; from tests.test_crud_schema import prove;"
             " prove(*sys.argv[1:])",
-            fresh_url,
+            empty_database_url,
             str(tmp_path / "instance"),
         ],
         cwd=ROOT,

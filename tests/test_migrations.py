@@ -8,7 +8,6 @@ PostgreSQL schema), since they take the schema down and up again.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,6 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import check, downgrade, upgrade
 
-from app.config import normalise_database_url
 from app.crud import CrudService
 from app.db import db
 from app.models import DeletedRow, Movie, Rating
@@ -28,8 +26,6 @@ from tests.conftest import (
     Hx,
     dispose,
     make_app,
-    postgres_schema_url,
-    shared_extension,
 )
 from tests.live_html import assert_fragment
 
@@ -46,25 +42,11 @@ STALE_PG_FUNCTIONS = {
 
 
 @pytest.fixture
-def empty_app(tmp_path: Path) -> Iterator[Flask]:
+def empty_app(empty_database_url: str, tmp_path: Path) -> Iterator[Flask]:
     """The app on a database with no schema at all."""
-    if not TEST_DATABASE_URL:
-        app = make_app("sqlite:///" + str(tmp_path / "empty.sqlite3"), tmp_path)
-        yield app
-        dispose(app)
-        return
-    schema = f"reeltable_migrations_{os.getpid()}"
-    admin = sa.create_engine(normalise_database_url(TEST_DATABASE_URL))
-    with admin.begin() as conn:
-        shared_extension(conn, "pg_trgm")
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    app = make_app(postgres_schema_url(TEST_DATABASE_URL, schema), tmp_path)
+    app = make_app(empty_database_url, tmp_path)
     yield app
     dispose(app)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    admin.dispose()
 
 
 def leftovers() -> set[str]:

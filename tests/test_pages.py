@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from app.db import db
 from app.models import Rating
 from tests.conftest import Hx
-from tests.test_import_flow import upload as upload_csv
+from tests.test_views_imports import upload as upload_csv
 
 
 def test_home_redirects_to_movies(client: FlaskClient) -> None:

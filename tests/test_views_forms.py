@@ -9,19 +9,8 @@ from flask.testing import FlaskClient
 
 from app.db import db
 from app.models import Movie, Rating
-from tests.conftest import Hx
+from tests.conftest import Hx, count
 from tests.live_html import parse, top_level
-
-
-def count(app: Flask, model: type, **where: object) -> int:
-    """Count rows straight from the database."""
-    table = model.__table__
-    stmt = sa.select(sa.func.count()).select_from(table)
-    for name, value in where.items():
-        stmt = stmt.where(table.c[name] == value)
-    with app.app_context(), db.engine.connect() as conn:
-        return conn.scalar(stmt)
-
 
 # ------------------------------------------------------------ duplicates
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -27,16 +26,6 @@ def add_movies(app: Flask, count: int) -> None:
             for i, m in enumerate(movies)
         )
         db.session.commit()
-
-
-def count(app: Flask, model: type, **where: object) -> int:
-    """Count rows straight from the database."""
-    table = model.__table__
-    stmt = sa.select(sa.func.count()).select_from(table)
-    for name, value in where.items():
-        stmt = stmt.where(table.c[name] == value)
-    with app.app_context(), db.engine.connect() as conn:
-        return conn.scalar(stmt)
 
 
 def filter_request(hx: Hx, url: str, table: str = "movie") -> object:

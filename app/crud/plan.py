@@ -150,13 +150,15 @@ class Reader:
         return out
 
     def fetch_batches(
-        self, query: ListQuery, *columns: Any, batch: int = 4096
-    ) -> Iterator[list[tuple[Any, ...]]]:
+        self, query: ListQuery, *columns: Any, batch: int = 4096, csv: bool = False
+    ) -> Iterator[list[Any]]:
         """Yield lists of raw DBAPI rows of `columns` for every matching row.
 
         The statement is compiled for this dialect and run on the driver's own
         cursor (a server-side one on PostgreSQL), skipping SQLAlchemy's per-row
         result processing, which costs more than the query itself in an export.
+        With `csv` (only where the backend copies_csv) each item is instead the
+        database's CSV line of the columns, bytes ending in LF (Dialect.copy_csv).
         """
         stmt = self.statements.select(query, *columns)
         engine = self.session.get_bind().engine
@@ -170,8 +172,13 @@ class Reader:
         # streamed response outlives the request's session, which Flask closes
         # before the body is sent.
         with engine.connect() as conn, conn.begin():
+            driver = conn.connection.driver_connection
+            if csv:
+                backend = self.statements.backend
+                yield from backend.copy_csv(driver, str(compiled), params, batch)
+                return
             # On PostgreSQL a named (server-side) cursor (see the Dialect).
-            cursor = self.statements.backend.cursor(conn.connection.driver_connection)
+            cursor = self.statements.backend.cursor(driver)
             try:
                 cursor.execute(str(compiled), params)
                 while rows := cursor.fetchmany(batch):

@@ -12,7 +12,9 @@
   contain.
 
 format_text and read_text are the reference; _text_cell and line_expression
-write the same cells in SQL, so an export is formatted by the database.
+write the same cells in SQL, so an export is formatted by the database. Where the
+database can COPY a query as CSV (PostgreSQL), copy_cells gives it the cells
+before quoting and COPY quotes them by the same rule.
 """
 
 from __future__ import annotations
@@ -113,6 +115,36 @@ def _text_cell(backend: Dialect, column: Any) -> sa.ColumnElement[str]:
         .op("||")(sa.literal('"'))
     )
     return sa.case((backend.contains_any(column, QUOTE_TRIGGERS), quoted), else_=safe)
+
+
+def copy_cells(
+    svc: CrudService, columns: Sequence[str] | None = None
+) -> list[sa.ColumnElement[Any]]:
+    """The cells of a row before quoting, for COPY ... (FORMAT csv) to quote.
+
+    COPY quotes exactly when QUOTE_TRIGGERS say, doubling quotes, and writes NULL
+    as an empty cell; it would quote an empty text as "", which line_expression
+    writes as an empty cell, so empty text goes out as NULL.
+    """
+    backend = svc.backend
+    model = svc.resource.model
+    cells: list[sa.ColumnElement[Any]] = []
+    for name in columns or svc.resource.exported:
+        column = getattr(model, name)
+        kind = None if name == "id" else svc.resource.field(name).kind
+        if isinstance(kind, Text):
+            protected = sa.literal("'").op("||")(column)
+            plain = sa.func.nullif(column, "")
+            cells.append(
+                sa.case((_formula_like(backend, column), protected), else_=plain)
+            )
+        elif isinstance(kind, Number):
+            cells.append(backend.csv_decimal(column, kind.places))
+        elif kind is None or isinstance(kind, Integer | Reference):
+            cells.append(column)
+        else:  # pragma: no cover - a new field kind needs a format here
+            raise TypeError(f"no CSV format for {kind!r}")
+    return cells
 
 
 def line_expression(

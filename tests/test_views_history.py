@@ -361,7 +361,7 @@ def test_the_buttons_are_on_the_page_for_writers(client: FlaskClient) -> None:
 def test_an_import_run_by_a_job_is_undone_too(
     database_url: str, tmp_path: Path
 ) -> None:
-    from tests.test_import_flow import follow
+    from tests.test_views_imports import follow
 
     jobbed = make_app(database_url, tmp_path / "jobs", IMPORT_INLINE_BYTES=0)
     try:

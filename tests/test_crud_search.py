@@ -9,7 +9,6 @@ stay literal; and a database with rows upgrades into it (migration 0019).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import downgrade, upgrade
 
-from app.config import normalise_database_url
 from app.crud import CrudService
 from app.crud.dialect import ascii_lower, fold_text
 from app.crud.query import SearchWord, search_words
@@ -26,12 +24,9 @@ from app.db import db
 from app.models import Movie, Rating
 from app.resources import MOVIES, RATINGS
 from tests.conftest import (
-    TEST_DATABASE_URL,
     Hx,
     dispose,
     make_app,
-    postgres_schema_url,
-    shared_extension,
 )
 
 FILMS = [
@@ -275,24 +270,6 @@ def test_the_index_and_a_scan_find_the_same_rows(films, resource) -> None:
 BEFORE = "0018_pg_row_counts"
 
 
-@pytest.fixture
-def empty_url(tmp_path: Path) -> Iterator[str]:
-    """A database of this test's own with no schema (SQLite file, or PG schema)."""
-    if not TEST_DATABASE_URL:
-        yield "sqlite:///" + str(tmp_path / "old.sqlite3")
-        return
-    schema = f"reeltable_words_{os.getpid()}"
-    admin = sa.create_engine(normalise_database_url(TEST_DATABASE_URL))
-    with admin.begin() as conn:
-        shared_extension(conn, "pg_trgm")
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    yield postgres_schema_url(TEST_DATABASE_URL, schema)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    admin.dispose()
-
-
 def fresh(resource, q: str) -> set[str]:
     """What a search finds on a session of its own, closed after (no lock kept).
 
@@ -324,9 +301,9 @@ def search_objects(conn: sa.Connection) -> dict[str, str]:
 
 
 def test_migration_finds_rows_from_before_and_goes_back(
-    empty_url: str, tmp_path: Path
+    empty_database_url: str, tmp_path: Path
 ) -> None:
-    app = make_app(empty_url, tmp_path / "instance")
+    app = make_app(empty_database_url, tmp_path / "instance")
     try:
         with app.app_context():
             upgrade(revision=BEFORE)
