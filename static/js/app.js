@@ -858,6 +858,23 @@ document.addEventListener("focusout", (event) => {
   if (event.target.closest && event.target.closest("form.filters")) endSearch();
 });
 
+// ------------------------------------------------------------------ back and forward
+
+// Back and Forward ask the server for the page (historyCacheSize is 0: never a
+// stale copy). Two quick presses send two requests, and htmx draws whichever
+// answers last: only the newest may draw, or the page shows another entry than
+// the address bar does.
+let restoring = null;
+
+document.addEventListener("htmx:historyCacheMiss", (event) => {
+  if (restoring) restoring.abort();
+  const xhr = event.detail.xhr;
+  restoring = xhr;
+  xhr.addEventListener("loadend", () => {
+    if (restoring === xhr) restoring = null;
+  });
+});
+
 // ------------------------------------------------------------------ emptied page
 
 // Deleting the last rows of a page would leave it empty under a pager that still
