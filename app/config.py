@@ -20,7 +20,6 @@ def defaults(instance_path: str) -> dict[str, Any]:
     return {
         "SQLALCHEMY_DATABASE_URI": "sqlite:///"
         + str(Path(instance_path) / "reeltable.sqlite3"),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "PAGE_SIZE": DEFAULT_PAGE_SIZE,
         "MAX_PAGE_SIZE": MAX_PAGE_SIZE,
         # Bigger than any form we take; the CSV import raises it for its own route.

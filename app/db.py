@@ -24,8 +24,9 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import Pool
 
 # Named constraints, so Alembic can alter them on SQLite (batch mode) and PostgreSQL.
 NAMING_CONVENTION = {
@@ -107,6 +108,45 @@ def _sqlite_begin(conn: Connection) -> None:
 # Reads the schema cookie and nothing else (PRAGMA schema_version reads it but
 # does not reload a changed schema).
 _SCHEMA_PROBE = "SELECT 1 FROM sqlite_master WHERE 0"
+
+
+# ---------------------------------------------------------------- stale connections
+
+# A pooled PostgreSQL connection idle this long is pinged before use: the server
+# may have restarted or dropped it meanwhile, and a dead one is swapped for a fresh
+# one before a request sees the error. pool_pre_ping pinged on every checkout:
+# three round trips of fifteen in a single-cell edit (W5 of `python -m bench`). A
+# busy server reuses its connections within milliseconds and now skips them; one
+# dropped within the window fails a single request, after which the pool, told of
+# the disconnect, replaces every connection it holds.
+PING_AFTER_IDLE_S = 1.0
+_IDLE_SINCE = "reeltable_idle_since"
+
+
+@event.listens_for(Pool, "checkin")
+def _note_idle(_dbapi_connection: Any, record: Any) -> None:
+    """Note when a connection went back to the pool."""
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a PostgreSQL connection that sat idle; a dead one is replaced."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        return  # a file: nothing to lose between uses
+    idle_since = record.info.get(_IDLE_SINCE)
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        # As psycopg_pool checks a connection: an empty query, in no transaction.
+        dbapi_connection.autocommit = True
+        try:
+            dbapi_connection.execute("")
+        finally:
+            dbapi_connection.autocommit = False
+    except Exception as exc:
+        # The pool discards this connection and checks out another (or a new one).
+        raise DisconnectionError() from exc
 
 
 # ---------------------------------------------------------------- read limits

@@ -41,6 +41,8 @@ class Dialect:
     name = "default"
     # May a big import drop the table's plain indexes and build them afterwards?
     rebuilds_indexes = False
+    # Must a write begin a transaction of its own (app/crud/tx.py end_reads)?
+    writes_begin_afresh = False
 
     # ------------------------------------------------------------ reading
 
@@ -218,6 +220,7 @@ class SQLite(Dialect):
 
     name = "sqlite"
     rebuilds_indexes = True
+    writes_begin_afresh = True
 
     def fold(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """The replace() chain of fold_sql, as the FTS5 indexes hold values (0019)."""

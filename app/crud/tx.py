@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -34,15 +35,12 @@ def write_transaction(
     refusals come out typed: a lock that stayed taken is WriteBusy, a row
     changed meanwhile StaleWrite (a Conflict), a failed constraint ValidationError.
     """
-    if session.in_transaction():
-        # End any read transaction first, so the write can start IMMEDIATE
-        # (SQLite cannot upgrade a reader to a writer while others write).
-        session.commit()
+    end_reads(session, backend)
     with backend.import_gate(session, bulk) as open_, backend.writer_turn(write_lock):
         if not open_:
             raise WriteBusy()
         try:
-            connection = session.connection(execution_options={WRITE_INTENT: True})
+            connection = write_connection(session)
             backend.start_write(connection, bulk)
             yield begin_set(session, backend)
             session.commit()
@@ -78,9 +76,34 @@ def side_write(session: Session) -> Iterator[bool]:
     write starts IMMEDIATE, as it cannot upgrade a read while others write.
     The caller commits inside the block.
     """
-    if session.in_transaction():
-        session.commit()
-    with backend_of(session).import_gate(session, False) as open_:
+    backend = backend_of(session)
+    end_reads(session, backend)
+    with backend.import_gate(session, False) as open_:
         if open_:
-            session.connection(execution_options={WRITE_INTENT: True})
+            write_connection(session)
         yield open_
+
+
+def end_reads(session: Session, backend: Dialect) -> None:
+    """Commit the reads before a write where the database needs that.
+
+    SQLite cannot upgrade a reader to a writer while others write, so the write
+    starts a transaction of its own, IMMEDIATE. PostgreSQL writes on in the reads'
+    transaction (READ COMMITTED: each statement sees the latest commits), which
+    saves a COMMIT and a BEGIN, two of a single-cell edit's round trips.
+    """
+    if session.in_transaction() and backend.writes_begin_afresh:
+        session.commit()
+
+
+def write_connection(session: Session) -> Connection:
+    """The session's connection, marked as a write's (WRITE_INTENT).
+
+    SQLite reads the mark as its transaction begins (BEGIN IMMEDIATE), counts
+    as they are read (a count seen in a write is not cached: app/crud/counts.py).
+    """
+    if not session.in_transaction():
+        return session.connection(execution_options={WRITE_INTENT: True})
+    connection = session.connection()  # the reads' transaction goes on
+    connection.execution_options(**{WRITE_INTENT: True})  # in place (SQLAlchemy 2)
+    return connection
