@@ -21,18 +21,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import workloads as W
 from bench.cli import (
     DEFAULT_PG_URL,
     FULL,
     GUNICORN_CONF,
-    PLANS,
     RESULTS,
     facts,
     log,
     machine,
     ours,
     reeltable_server,
+    run_workloads,
     serving,
 )
 from bench.dataset import (
@@ -94,10 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             instance=DATA / "instance-other",
         ),
     ]
-    settings = dataclasses.replace(FULL, rounds=args.rounds)
-    results: list[W.Result] = []
+    # The edits' load runs interleave in rounds too (make bench runs fewer).
+    settings = dataclasses.replace(FULL, rounds=args.rounds, load_rounds=args.rounds)
     which = [w.strip().upper() for w in args.only.split(",") if w.strip()]
-    common = dict(backend=backend, size=size.key, log=log)
+    if unknown := [w for w in which if w not in ("W2", "W3", "W4", "W5")]:
+        raise SystemExit(f"bench.ab runs W2-W5, not {', '.join(unknown)}")
     with serving(servers):
         variants = {
             w: [
@@ -109,46 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             for w in which
         }
-        for w in which:
-            log(f"  {w} ...")
-            if w in ("W2", "W3", "W4"):
-                load = (
-                    dict(
-                        clients=settings.clients,
-                        duration=settings.duration,
-                        load_rounds=settings.load_rounds,
-                    )
-                    if w == "W2"
-                    else {}
-                )
-                results += W.latency(
-                    w,
-                    variants[w],
-                    n=settings.n,
-                    rounds=settings.rounds,
-                    warmup=settings.warmup,
-                    **load,
-                    **common,
-                )
-            elif w == "W5":
-                kind, ok = PLANS["reeltable"]
-                triples = [
-                    (v, W.EditPlan(kind, ok), pool)
-                    for v, pool in zip(variants[w], f.edit_pools, strict=False)
-                ]
-                results += W.edits(
-                    triples,
-                    reader,
-                    n=settings.n,
-                    rounds=settings.rounds,
-                    warmup=settings.warmup,
-                    writers=settings.writers,
-                    duration=settings.duration,
-                    load_rounds=args.rounds,
-                    **common,
-                )
-            else:
-                raise SystemExit(f"bench.ab runs W2-W5, not {w}")
+        # make bench's own dispatch: both trees are reeltable, so W5 gives each
+        # its own movies to edit, as it does the peers.
+        results = run_workloads(
+            which, variants.__getitem__, reader, f, settings, backend, size, None
+        )
     data = [dataclasses.asdict(r) for r in results]
     lines = [
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} on {machine()}.",
