@@ -225,6 +225,28 @@ def test_postgresql_bounds_only_the_transaction_it_was_set_in(app: Flask) -> Non
         assert movies.count() == 0
 
 
+def test_postgresql_sets_the_limit_again_only_once_it_could_overrun(app: Flask) -> None:
+    # One SET LOCAL serves the statements that follow while the time since it
+    # was set is under a tenth of it; then the time left is set again.
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("statement_timeout is PostgreSQL's")
+        show = sa.text("SHOW statement_timeout")
+        with bounded_reads(5000):
+            first = db.session.execute(show).scalar()
+            seen = []
+            for _ in range(3):
+                db.session.execute(sa.text("SELECT pg_sleep(0.01)"))  # 10 ms pass
+                seen.append(db.session.execute(show).scalar())
+            assert seen == [first] * 3
+        with bounded_reads(200):
+            assert db.session.execute(show).scalar() == "200ms"
+            db.session.execute(sa.text("SELECT pg_sleep(0.05)"))  # 50 ms > a tenth
+            left = db.session.execute(show).scalar()
+            assert left.endswith("ms") and int(left[:-2]) <= 150, left
+        db.session.rollback()
+
+
 def test_the_limit_is_five_seconds_unless_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -327,8 +327,7 @@ def _check_job(token: str, claim: str, state: dict[str, Any], size: int) -> None
             )
     except csvfile.CsvFileError as exc:
         db.session.rollback()
-        failed = {**state, "status": "failed", "message": exc.message}
-        failed.pop("progress", None)
+        failed = _ended(state, status="failed", message=exc.message)
         _save_until_done(token, failed, claim, **release)
         drop_refused(token)
         return
@@ -338,13 +337,19 @@ def _check_job(token: str, claim: str, state: dict[str, Any], size: int) -> None
             "The server could not check this file (the error is logged). Upload it"
             " again; if it keeps happening, tell whoever runs this server."
         )
-        failed = {**state, "status": "failed", "message": message}
-        failed.pop("progress", None)
+        failed = _ended(state, status="failed", message=message)
         keep_state(token, failed, Import.claim == claim, **release)
         raise
     db.session.rollback()
     result = state_from(name, filename, preview, "preview", owner)
     _save_until_done(token, result, claim, **release)
+
+
+def _ended(state: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """An upload's state once its job ended early: `changes` over it, no progress."""
+    ended = {**state, **changes}
+    ended.pop("progress", None)
+    return ended
 
 
 def _import_job(token: str, claim: str, state: dict[str, Any]) -> None:
@@ -364,8 +369,7 @@ def _import_job(token: str, claim: str, state: dict[str, Any]) -> None:
                     note = (
                         "Nothing was imported: another import kept the database busy."
                     )
-                    back = {**state, "status": "preview", "note": note}
-                    back.pop("progress", None)
+                    back = _ended(state, status="preview", note=note)
                     keep_state(
                         token, back, Import.claim == claim, claim=None, lease_until=None
                     )
@@ -378,8 +382,7 @@ def _import_job(token: str, claim: str, state: dict[str, Any]) -> None:
                     "The import failed, so nothing was written (the error is logged)."
                     " Try again; if it keeps happening, tell whoever runs this server."
                 )
-                failed = {**state, "status": "preview", "note": note}
-                failed.pop("progress", None)
+                failed = _ended(state, status="preview", note=note)
                 failed.pop("started", None)
                 keep_state(
                     token, failed, Import.claim == claim, claim=None, lease_until=None
