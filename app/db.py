@@ -139,12 +139,14 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
         return
     try:
-        # As psycopg_pool checks a connection: an empty query, in no transaction.
+        # As psycopg_pool checks a connection: an empty query, in no transaction,
+        # then the mode the engine gave it (an AUTOCOMMIT engine's stays so).
+        autocommit = dbapi_connection.autocommit
         dbapi_connection.autocommit = True
         try:
             dbapi_connection.execute("")
         finally:
-            dbapi_connection.autocommit = False
+            dbapi_connection.autocommit = autocommit
     except Exception as exc:
         # The pool discards this connection and checks out another (or a new one).
         raise DisconnectionError() from exc

@@ -22,9 +22,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.pool import NullPool
 
-import app.db as app_db
 from app import create_app
 from app.crud import CrudService
 from app.db import ReadTimeout, bounded_reads, db
@@ -254,88 +252,3 @@ def test_the_limit_is_five_seconds_unless_set(
     assert create_app(instance_path=str(tmp_path)).config["READ_TIMEOUT_MS"] == 5000
     monkeypatch.setenv("READ_TIMEOUT_MS", "1500")
     assert create_app(instance_path=str(tmp_path)).config["READ_TIMEOUT_MS"] == 1500
-
-
-# ---------------------------------------------------------------- pooled connections
-
-
-@pytest.fixture
-def one_pooled_connection(app: Flask) -> int:
-    """Leave the app's pool holding one idle connection; return its server pid."""
-    with app.app_context():
-        db.engine.dispose()
-        pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-        db.session.commit()  # back to the pool
-        return int(pid)
-
-
-def drop_from_the_server(app: Flask, pid: int) -> None:
-    """End a backend as a server restart or an idle timeout would, and wait for it."""
-    admin = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
-    with admin.connect() as conn:
-        ended = conn.execute(
-            sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}
-        )
-        assert ended.scalar() is True
-    admin.dispose()
-
-
-@pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: a server ends it")
-def test_a_connection_dropped_while_idle_is_replaced_before_use(
-    app: Flask,
-    client: FlaskClient,
-    sample: dict,
-    one_pooled_connection: int,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    drop_from_the_server(app, one_pooled_connection)
-    monkeypatch.setattr(app_db, "PING_AFTER_IDLE_S", 0.0)  # every checkout is "idle"
-    response = client.get("/movies")
-    assert response.status_code == 200
-    assert "3 of 3 movies" in response.text
-    with app.app_context():
-        pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-        assert pid != one_pooled_connection
-
-
-@pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL only: a server ends it")
-def test_a_connection_reused_at_once_is_not_pinged(
-    app: Flask, one_pooled_connection: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The trade-off, shown: within the idle window there is no ping, so a
-    # connection dropped meanwhile fails one statement; the pool, told of the
-    # disconnect, then starts afresh.
-    monkeypatch.setattr(app_db, "PING_AFTER_IDLE_S", 3600.0)
-    drop_from_the_server(app, one_pooled_connection)
-    with app.app_context():
-        with pytest.raises(sa.exc.OperationalError):
-            db.session.execute(sa.text("SELECT 1"))
-        db.session.rollback()
-        assert db.session.execute(sa.text("SELECT 1")).scalar() == 1
-
-
-def test_an_edit_takes_as_few_transactions_as_its_database_allows(
-    app: Flask, hx: Hx, sample: dict
-) -> None:
-    # PostgreSQL writes on in the transaction that read the session (READ
-    # COMMITTED), then reads the row's summary: two. SQLite ends the reads first,
-    # so the write can begin IMMEDIATE: three.
-    with app.app_context():
-        engine = db.engine
-    begun: list[str] = []
-
-    def note(conn: sa.Connection) -> None:
-        begun.append(conn.dialect.name)
-
-    sa.event.listen(engine, "begin", note)
-    try:
-        url = f"/movies/{sample['alien']}"
-        response = hx.patch(url, data={"director": "R. Scott", "version": "1"})
-    finally:
-        sa.event.remove(engine, "begin", note)
-    assert response.status_code == 200
-    assert "R. Scott" in response.text
-    assert len(begun) == (2 if engine.dialect.name == "postgresql" else 3)
-    with app.app_context():
-        alien = CrudService(MOVIES, db.session).get(sample["alien"])
-        assert (alien.director, alien.version) == ("R. Scott", 2)
