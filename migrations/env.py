@@ -89,6 +89,10 @@ def run_migrations_online():
             connection=connection, target_metadata=target_db.metadata, **conf_args
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # A migration waits for its locks as long as it must, as before
+                # the app's connections had a lock_timeout (app/db.py).
+                connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
             context.run_migrations()
 
 

@@ -25,14 +25,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.db import PG_LOCK_NOT_AVAILABLE
 from app.write_gate import gate_for
 
-# How long an ordinary PostgreSQL write may wait for a row lock (then WriteBusy).
-WRITE_LOCK_TIMEOUT_MS = 3000
 # SQLite's "database is locked" (SQLITE_BUSY, SQLITE_LOCKED) and PostgreSQL's
-# lock_not_available: a write that waited for a lock as long as it may.
+# lock_not_available (app.db): a write that waited for a lock as long as it may.
 _SQLITE_LOCK_CODES = (5, 6)
-_PG_LOCK_NOT_AVAILABLE = "55P03"
 
 
 class Dialect:
@@ -545,19 +543,19 @@ class PostgreSQL(Dialect):
                 yield lines
 
     def start_write(self, connection: sa.Connection, bulk: bool) -> None:
-        """Bound an ordinary write's wait for a row lock.
+        """Let an import wait for row locks as long as it must.
 
-        A row an import (or anyone) holds makes a write wait for the lock_timeout,
-        then answer 503, never hang (issue 11).
+        Every connection opens with app.db.PG_LOCK_TIMEOUT_MS: a row an import (or
+        anyone) holds makes an ordinary write wait that long, then answer 503,
+        never hang (issue 11). An import is one long transaction that other
+        writers step aside for; failing it on a passing lock would waste it.
         """
-        if not bulk:
-            connection.exec_driver_sql(
-                f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}"
-            )
+        if bulk:
+            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
 
     def lock_timed_out(self, exc: OperationalError) -> bool:
         """True for lock_not_available: the lock_timeout ran out."""
-        return getattr(exc.orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
+        return getattr(exc.orig, "sqlstate", None) == PG_LOCK_NOT_AVAILABLE
 
     def next_id(self, session: Session, table: sa.Table) -> int:
         """Take the next id from the table's sequence (spent even on rollback)."""

@@ -211,6 +211,9 @@ class CrudService(Part[M]):
                     log.updated(
                         self.model.__tablename__, row_id, old, new, stored.version
                     )
+                    # For the answer, which shows them (Reader.keep_summaries).
+                    summaries = self.reader.summaries([row_id])
+                self.reader.keep_summaries([row_id], summaries)
                 return row
             except StaleWrite:
                 if attempt == attempts:
