@@ -6,8 +6,10 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from app.crud import CrudService
 from app.db import db
 from app.models import Movie, Rating
+from app.resources import MOVIES
 from tests.conftest import Hx
 from tests.live_html import Element, assert_fragment, parse, top_level
 
@@ -308,6 +310,32 @@ def test_rating_edit_under_its_movie_updates_the_movie_summary(
     assert summary["hx-swap-oob"] == "true"
     assert summary.text == "6.0 · 2"  # (9 + 3) / 2
     assert stored(app, Rating, rating_id)["rating"] == 3
+
+
+def test_a_movie_edit_answers_with_its_ratings_summary_as_of_the_write(
+    app: Flask, hx: Hx, sample: dict
+) -> None:
+    # The summary is read inside the write (Reader.keep_summaries): the row that
+    # comes back shows it, and the next row drawn reads its own again.
+    alien, blade = sample["alien"], sample["blade"]
+    response = hx.patch(f"/movies/{alien}", data={"director": "R.S.", "version": "1"})
+    assert response.status_code == 200
+    row = only(response.text)
+    assert row.find("td", data_field="director").text == "R.S."
+    assert row.by_id(f"movie-{alien}-ratings-summary").text == "8.0 · 2"  # 9, 7
+    other = only(hx.get(f"/movies/{blade}/row").text)
+    assert other.by_id(f"movie-{blade}-ratings-summary").text == "8.0 · 1"
+    with app.app_context():
+        reader = CrudService(MOVIES, db.session).reader
+        kept = {"ratings": {alien: (99, 1.0)}}
+        reader.keep_summaries([alien], kept)
+        assert reader.summaries([alien]) == kept
+        # Taken once, and only by a call for the same ids.
+        assert reader.summaries([alien])["ratings"] == {alien: (2, 8.0)}
+        reader.keep_summaries([alien], kept)
+        assert reader.summaries([blade])["ratings"] == {blade: (1, 8.0)}
+        assert reader.summaries([alien])["ratings"] == {alien: (2, 8.0)}
+        db.session.rollback()
 
 
 def test_rating_edit_on_the_ratings_page_sends_no_summary(hx: Hx, sample: dict) -> None:
