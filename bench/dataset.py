@@ -202,7 +202,7 @@ def pg_url(base_url: str, database: str, schema: str | None = None) -> str:
     )
 
 
-def _psycopg_url(url: str) -> str:
+def libpq_url(url: str) -> str:
     """psycopg takes libpq URLs: drop SQLAlchemy's +driver suffix."""
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
@@ -225,7 +225,7 @@ def ensure_postgres(
     """
     import psycopg
 
-    with psycopg.connect(_psycopg_url(base_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(base_url), autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)
         ).fetchone()
@@ -235,7 +235,7 @@ def ensure_postgres(
     bench_url = pg_url(base_url, PG_DATABASE)
     # The comment names the migrations the data was loaded under (see ensure_sqlite).
     mark = f"{COMPLETE} under migrations {json.dumps(migration_files())}"
-    with psycopg.connect(_psycopg_url(bench_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(bench_url), autocommit=True) as conn:
         # In public, so every schema's search_path (schema, public) sees it.
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
         row = conn.execute(
@@ -263,7 +263,7 @@ def ensure_postgres(
                 url,
                 instance,
             )
-        with psycopg.connect(_psycopg_url(url), autocommit=True) as conn:
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
             # What autovacuum does soon after a bulk load; done now so the first
             # measurements do not depend on when it happens to run.
             conn.execute("VACUUM ANALYZE")
@@ -289,7 +289,7 @@ def copy_from_sqlite(source: Path, url: str, log=print) -> None:
     import psycopg
 
     lite = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    with psycopg.connect(_psycopg_url(url)) as conn:
+    with psycopg.connect(libpq_url(url)) as conn:
         schema = conn.execute("SELECT current_schema()").fetchone()[0]
         theirs = {
             r[0]
@@ -388,7 +388,7 @@ class Reader:
                 conn.close()
         import psycopg
 
-        with psycopg.connect(_psycopg_url(self.target)) as conn:
+        with psycopg.connect(libpq_url(self.target)) as conn:
             return conn.execute(
                 sql.replace("%", "%%").replace("?", "%s"), params
             ).fetchall()
