@@ -250,9 +250,13 @@ def test_the_index_and_a_scan_find_the_same_rows(films, resource) -> None:
         walked = sa.select(model.id).where(
             statements.search(query.q, walk_sort_index=True)
         )
+        folded = sa.select(model.id).where(
+            statements.search(query.q, walk_sort_index=True, fold_each_row=True)
+        )
         want = _run(scanned, scan=True)
         assert _run(indexed, scan=False) == want, q
         assert _run(walked, scan=False) == want, q
+        assert _run(folded, scan=False) == want, q
         # And the count, which reads the index alone where it can.
         assert svc.count(query) == len(want), q
         served = statements.search_match(query.q) is not None
@@ -345,3 +349,18 @@ def test_migration_finds_rows_from_before_and_goes_back(
             assert fresh(MOVIES, "kieslowski") == {"Kieślowski's Dekalog"}
     finally:
         dispose(app)
+
+
+def test_fold_accents_folds_alike_on_both_databases(app: Flask) -> None:
+    # Queries fold with fold_accents() on both: PostgreSQL's wrapper of unaccent
+    # (migration 0019), SQLite's fold_text given to each connection (Folded).
+    with app.app_context():
+        row = db.session.execute(
+            sa.text(
+                "SELECT fold_accents('Amélie'), fold_accents('Pedro Almodóvar'),"
+                " fold_accents('Œuvre Straße'), fold_accents('plain'),"
+                " fold_accents(NULL)"
+            )
+        ).one()
+    assert tuple(row) == ("Amelie", "Pedro Almodovar", "OEuvre Strasse", "plain", None)
+    assert fold_text("Œuvre Straße") == "OEuvre Strasse"

@@ -16,6 +16,7 @@ from flask import Flask
 from app.crud import CountCache, CrudService
 from app.crud.dialect import fold_text
 from app.db import db
+from app.models import Movie
 from app.resources import MOVIES, RATINGS
 
 WORDS = ["Star", "Moon", "Sun", "Rain", "Road", "Night", "Wolf", "Glass"]
@@ -565,6 +566,53 @@ def test_an_accented_common_word_walks_the_sort_index(movies: CrudService) -> No
     assert "movies_search VIRTUAL TABLE INDEX 0:M" in plan, plan
     page = movies.list(query)
     assert [m.id for m in page.items] == expected(movies, "star", "-rating", None)[:50]
+
+
+def test_an_early_page_folds_each_row_a_deep_one_lists_every_match(
+    app: Flask,
+) -> None:
+    # A walk tests a row with other letters than ASCII on its folded values: early,
+    # folded as it passes (fold_accents); deep in the matches, looked up in the
+    # list of every match the full-text index gives, built first (Statements.walk).
+    rows = []
+    for i in range(400):
+        word = ("Café", "CAFE", "cafè")[i % 3] if i % 5 else ("Té", "Thé")[i % 2]
+        rows.append({"name": f"{word} {i}", "director": "D", "rating": i % 97 / 10})
+    with app.app_context():
+        svc = CrudService(MOVIES, db.session)
+        if svc.dialect != "sqlite":
+            pytest.skip("SQLite walks its sort index; PostgreSQL reads trigrams")
+        svc.bulk.load(rows)
+        movies = svc.session.scalars(sa.select(Movie))
+        every = [(m.id, m.name, m.rating) for m in movies]
+        matching = [r for r in every if "cafe" in fold_text(r[1]).lower()]
+        matching.sort(key=lambda r: (-r[2], -r[0]))
+        want = [r[0] for r in matching]
+        assert len(want) == 320  # Té and Thé do not match
+        statements: list[str] = []
+
+        def record(_conn, _cursor, sql, *_args) -> None:
+            statements.append(sql)
+
+        sa.event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            pages = {}
+            for page in (1, 5):
+                statements.clear()
+                query = svc.parse_query({"q": "CAFÉ", "sort": "-rating", "page": page})
+                listed = svc.list(query)
+                assert listed.total == 320
+                assert [m.id for m in listed.items] == want[(page - 1) * 50 :][:50]
+                (walk,) = [s for s in statements if "ORDER BY" in s]
+                pages[page] = walk
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", record)
+    # Page 1 passes about 62 rows, fewer than a quarter of the 320 matches.
+    assert "fold_accents(movies.name)" in pages[1], pages[1]
+    assert "movies_search" not in pages[1], pages[1]
+    # Page 5 passes about 312: the list of the matches is cheaper.
+    assert "fold_accents(" not in pages[5], pages[5]
+    assert "movies_search MATCH" in pages[5], pages[5]
 
 
 @pytest.mark.parametrize("q", ["zzq star", "STÀR ZZQ", "zzq"])

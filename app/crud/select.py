@@ -30,23 +30,31 @@ class Statements:
         return column
 
     def select(
-        self, query: ListQuery, *columns: Any, walk_sort_index: bool = False
+        self,
+        query: ListQuery,
+        *columns: Any,
+        walk_sort_index: bool = False,
+        fold_each_row: bool = False,
     ) -> sa.Select[Any]:
         """Return the filtered, sorted SELECT (unpaged) for a query."""
         stmt = sa.select(*columns) if columns else sa.select(self.model)
-        where = self.where(query, walk_sort_index)
+        where = self.where(query, walk_sort_index, fold_each_row)
         return stmt.where(*where).order_by(*self.order_by(query))
 
     def where(
-        self, query: ListQuery, walk_sort_index: bool = False
+        self,
+        query: ListQuery,
+        walk_sort_index: bool = False,
+        fold_each_row: bool = False,
     ) -> list[sa.ColumnElement[bool]]:
         """Build the WHERE clauses for a query from declared fields only.
 
-        walk_sort_index: see Reader.walk_budget; it changes the plan, not the rows.
+        walk_sort_index, fold_each_row: see Reader.items and walk; they change the
+        plan, not the rows.
         """
         clauses: list[sa.ColumnElement[bool]] = []
         if query.q:
-            clauses.append(self.search(query.q, walk_sort_index))
+            clauses.append(self.search(query.q, walk_sort_index, fold_each_row))
         for flt in self.resource.filters:
             if flt.param not in query.filters:
                 continue
@@ -78,7 +86,11 @@ class Statements:
         )
 
     def search(
-        self, text: str, walk_sort_index: bool = False, indexed: bool = True
+        self,
+        text: str,
+        walk_sort_index: bool = False,
+        fold_each_row: bool = False,
+        indexed: bool = True,
     ) -> sa.ColumnElement[bool]:
         """Match rows holding every word of `text` (query.search_words) in some field.
 
@@ -100,30 +112,39 @@ class Statements:
             return sa.and_(*(self.held(word) for word in words))
         id_column: sa.ColumnElement[Any] = self.column("id")
         if walk_sort_index:
-            return self.walk(words, rowids)
+            return self.walk(words, None if fold_each_row else rowids)
         return id_column.in_(rowids)
 
     def walk(
-        self, words: Sequence[SearchWord], rowids: sa.Select[Any]
+        self, words: Sequence[SearchWord], rowids: sa.Select[Any] | None
     ) -> sa.ColumnElement[bool]:
         """The test of each row a walk of the sort index passes (SQLite).
 
-        "id + 0" cannot use the primary key, so SQLite reads rows in sort-index
-        order and keeps those in the match list instead of fetching and sorting
-        every match. The list is built once per query; a row whose values are
-        ASCII is tested with LIKE instead, in the index that carries them, which
-        costs the same however many rows match (W2 of `python -m bench`): only
-        rows with other letters need the list, as their folded values are what
-        the index holds. (Folding in SQL row by row costs about 20 µs a value: a
-        walk past 1,000 rows of the bench data took 4-9 ms.) LIKE on the raw
-        values finds nothing the index would not: the folded word's characters
-        are ones folding leaves as they are.
+        SQLite reads rows in sort-index order and keeps those that match instead
+        of fetching and sorting every match. A row whose values are ASCII is
+        tested with LIKE, in the index that carries them, which costs the same
+        however many rows match (W2 of `python -m bench`). A row with other
+        letters is tested on its folded values, as the full-text index holds
+        them, in one of two ways (Reader.items picks the cheaper):
+
+        - rowids given: its id is looked up in the list of every match, which
+          SQLite builds whole first ("id + 0" cannot use the primary key, so the
+          sort index is still walked): 45,976 ids for "star" at 1,000,000 movies,
+          about 8 ms before the first row;
+        - rowids None: its values are folded (fold_accents) and tested with LIKE,
+          about 1 µs a value, nothing built first.
+
+        LIKE on the raw values finds nothing the index would not: the folded
+        word's characters are ones folding leaves as they are.
         """
-        listed = (self.column("id") + 0).in_(rowids)
         plain = [fold_text(w.text) for w in words]
         columns = [self.column(n) for n in self.searched]
         raw = sa.and_(*(sa.or_(*(self.contains(c, p) for c in columns)) for p in plain))
         other = sa.or_(*(self.backend.has_non_ascii(c) for c in columns))
+        if rowids is None:
+            folded = sa.and_(*(self.held(word) for word in words))
+            return sa.or_(raw, sa.and_(other, folded))
+        listed = (self.column("id") + 0).in_(rowids)
         return sa.or_(raw, sa.and_(other, listed))
 
     @property
