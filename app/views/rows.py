@@ -69,7 +69,9 @@ Cells (`Dom.cell_id`, `Dom.cell_class`)
   `.editing` while it holds a `form.cell-editor` (app.js adds and removes it);
   `.conflict` while it holds a `form.cell-conflict`. app.js sets `aria-busy`
   while a save of the cell is unanswered. A cell's value is its text, or "" when
-  it holds the `.none` mark.
+  it holds the `.none` mark. `.in-range`: app.js marks the cells of a block
+  grown by Shift+arrows, which Ctrl+C copies and Ctrl+V pastes into (and says
+  what it did in `#live-status`).
 - `form.cell-editor`: one `input[name=<field>]` whose `data-original` is the value
   the editor started from (sent as `original.<field>`, for the field-level
   merge; app.js sets `data-done` once it is committed), a `.field-error` (hidden

@@ -119,6 +119,7 @@ const shown = new WeakMap();
 // Open the cell's editor, cloned from its grid's template: no request, so keys
 // typed at once land in it. `text` replaces the value (type to replace).
 function openEditor(cell, { text = null, select = false, focus = true } = {}) {
+  endRange();
   if (cell.classList.contains("editing")) {
     const input = editorInput(cell);
     if (input && focus) input.focus();
@@ -592,6 +593,11 @@ document.addEventListener("keydown", (event) => {
       focusCell(keysFrom && keysFrom.isConnected ? keysFrom : null);
       return;
     }
+    if (range && target.matches(CELL)) {
+      event.preventDefault();
+      endRange();
+      return;
+    }
     if (dismissToast(target.closest(".toast") || newestToast())) event.preventDefault();
     return;
   }
@@ -663,8 +669,132 @@ function gridKey(event, cell, onCell) {
     return;
   } else return;
   event.preventDefault();
-  if (to) focusCell(to);
+  if (!to) return;
+  if (event.shiftKey && key.startsWith("Arrow")) growRange(cell, to);
+  else endRange();
+  focusCell(to);
 }
+
+// ------------------------------------------------------------------ copy and paste
+
+// As in a spreadsheet: Shift+arrows grow a block of cells (`.in-range`); Ctrl+C
+// copies it, or the focused cell, as tab-separated text; Ctrl+V pastes such text
+// from the block's first cell, each value saved through its row's queue as if
+// typed. One value pasted on a block fills it.
+let range = null; // {grid, anchor: [row id, column], end: [row id, column]}
+
+function place(cell) {
+  return [cell.parentElement.id, cellsOf(cell.parentElement).indexOf(cell)];
+}
+
+function growRange(from, to) {
+  if (!range || range.grid !== gridOf(from) || `${range.end}` !== `${place(from)}`) {
+    range = { grid: gridOf(from), anchor: place(from) };
+  }
+  range.end = place(to);
+  markRange();
+}
+
+function endRange() {
+  range = null;
+  markRange();
+}
+
+// The range's cells, row by row (null if none, or a row of it went).
+function rangeCells() {
+  if (!range || !range.grid.isConnected) return null;
+  const rows = rowsOf(range.grid);
+  const [top, bottom] = [range.anchor[0], range.end[0]].map((id) => rows.findIndex((r) => r.id === id)).sort((a, b) => a - b);
+  const [left, right] = [range.anchor[1], range.end[1]].sort((a, b) => a - b);
+  return top < 0 ? null : rows.slice(top, bottom + 1).map((row) => cellsOf(row).slice(left, right + 1));
+}
+
+function block(cell) {
+  const cells = rangeCells();
+  return cells && cells.flat().includes(cell) ? cells : [[cell]];
+}
+
+function markRange() {
+  for (const cell of document.querySelectorAll(".in-range")) cell.classList.remove("in-range");
+  const cells = (rangeCells() || []).flat();
+  if (cells.length > 1) for (const cell of cells) cell.classList.add("in-range");
+}
+
+// A click or Tab elsewhere ends the range; rows drawn again get their marks back.
+document.addEventListener("focusin", (event) => {
+  const cell = range && gridCellOf(event.target);
+  if (range && !(cell && `${place(cell)}` === `${range.end}`)) endRange();
+});
+document.addEventListener("htmx:afterSettle", () => range && markRange());
+
+function say(text) {
+  document.getElementById("live-status").textContent = text;
+}
+
+// Quoted when it holds a tab, a line break or a quote, as spreadsheets do.
+function tsvCell(text) {
+  return /[\t\n\r"]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+// Tab-separated lines (LF or CRLF, quoted cells may hold both) as rows of values.
+function parseTsv(text) {
+  const rows = [[]];
+  const field = /(?:"((?:[^"]|"")*)"|([^\t\r\n]*))(\t|\r?\n|\r|$)/y;
+  for (let m; (m = field.exec(text)); ) {
+    rows[rows.length - 1].push(m[1] === undefined ? m[2] : m[1].replaceAll('""', '"'));
+    if (!m[3] || field.lastIndex >= text.length) {
+      if (m[3] === "\t") rows[rows.length - 1].push("");
+      break;
+    }
+    if (m[3] !== "\t") rows.push([]);
+  }
+  return rows;
+}
+
+function gridCellOf(target) {
+  const cell = target instanceof Element && target.closest("td");
+  return cell && cell === target && cell.matches(CELL) ? cell : null;
+}
+
+document.addEventListener("copy", (event) => {
+  const cell = gridCellOf(document.activeElement);
+  if (!cell) return; // an editor copies its own selection
+  const rows = block(cell);
+  const text = (c) => (c.dataset.field ? valueOf(c) : c.querySelector("button, form") ? "" : c.textContent.trim());
+  event.clipboardData.setData("text/plain", rows.map((cells) => cells.map((c) => tsvCell(text(c))).join("\t")).join("\n"));
+  event.preventDefault();
+  say(`Copied ${rows.length * rows[0].length} cells.`);
+});
+
+document.addEventListener("paste", (event) => {
+  const cell = gridCellOf(document.activeElement);
+  if (!cell) return;
+  event.preventDefault();
+  const target = block(cell);
+  let values = parseTsv(event.clipboardData.getData("text/plain"));
+  if (values.length === 1 && values[0].length === 1) values = target.map((cells) => cells.map(() => values[0][0]));
+  const rows = rowsOf(gridOf(cell));
+  const [top, left] = [rows.indexOf(target[0][0].parentElement), cellsOf(target[0][0].parentElement).indexOf(target[0][0])];
+  let pasted = 0;
+  let refused = 0;
+  values.forEach((line, r) =>
+    line.forEach((value, c) => {
+      const into = rows[top + r] && cellsOf(rows[top + r])[left + c];
+      if (!into || !isEditable(into) || into.matches(".editing, .conflict")) return (refused += 1);
+      pasted += 1;
+      const original = valueOf(into);
+      if (value === original) return;
+      showValue(into, value);
+      enqueue(rows[top + r], into.dataset.field, value, original);
+    }),
+  );
+  endRange();
+  say(`Pasted ${pasted} cells.`);
+  if (refused) {
+    const text = `${refused} pasted ${refused === 1 ? "value was" : "values were"} left out: past the last row or column of this page, or for a cell that cannot be edited.`;
+    showToast({ key: "paste", text });
+  }
+});
 
 // PageDown/PageUp: the next or previous page, keeping the column (and the row's
 // place); in a list without pages, its last or first row.
