@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 
+import brotli
 import pytest
 from backports import zstd
 from flask.testing import FlaskClient
@@ -38,13 +39,30 @@ def test_gzip_for_clients_that_only_take_gzip(
 @pytest.mark.parametrize(
     "path", ["/static/vendor/htmx-2.0.11.min.js", "/static/css/app.css"]
 )
-def test_static_files_are_compressed(client: FlaskClient, path: str) -> None:
+def test_static_files_are_compressed_once_at_the_strongest_level(
+    client: FlaskClient, path: str
+) -> None:
     plain = client.get(path)
     packed = client.get(path, headers={"Accept-Encoding": BROWSER})
-    assert packed.headers["Content-Encoding"] == "zstd"
-    assert zstd.decompress(packed.data) == plain.data
-    plain.close()
-    packed.close()
+    again = client.get(path, headers={"Accept-Encoding": BROWSER})
+    only_gzip = client.get(path, headers={"Accept-Encoding": "gzip"})
+    try:
+        assert packed.headers["Content-Encoding"] == "br"
+        assert brotli.decompress(packed.data) == plain.data
+        # Brotli's strongest: smaller than the zstd that fragments get.
+        assert len(packed.data) < len(zstd.compress(plain.data, level=3))
+        assert int(packed.headers["Content-Length"]) == len(packed.data)
+        assert "Accept-Encoding" in packed.headers["Vary"]
+        assert again.data == packed.data
+        assert only_gzip.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(only_gzip.data) == plain.data
+        assert len(only_gzip.data) <= len(gzip.compress(plain.data, compresslevel=9))
+        # One ETag per encoding, so a cache never mixes them.
+        tags = {r.headers["ETag"] for r in (plain, packed, only_gzip)}
+        assert len(tags) == 3
+    finally:
+        for response in (plain, packed, again, only_gzip):
+            response.close()
 
 
 def test_csv_export_is_not_compressed(client: FlaskClient, sample: dict) -> None:
